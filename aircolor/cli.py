@@ -1,0 +1,171 @@
+"""The ``aircolor`` command line: a thin layer over importable functions.
+
+Every subcommand's handler takes the parsed arguments and returns an exit code. Bad input raises
+:class:`~aircolor.errors.UsageError`, which becomes one line on stderr and exit code 2 (with the traceback
+only under ``--debug``). Heavy imports (torch, Ray, MLflow) happen inside handlers, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Sequence
+
+from aircolor import __version__
+from aircolor.errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: what is wrong and where to look, instead of a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _examples(text: str) -> dict:
+    return {"epilog": "example:\n" + textwrap.indent(textwrap.dedent(text).strip(), "  "),
+            "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+def _split_arg(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not three comma-separated numbers, e.g. 0.7,0.15,0.15")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r} has {len(parts)} parts; give train,val,test, e.g. 0.7,0.15,0.15")
+    return parts  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------- data prepare
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from aircolor.data.prepare import PrepareOptions, prepare
+
+    options = PrepareOptions(size=args.size, split=args.split, seed=args.seed, group_by=args.group_by)
+    result = prepare(Path(args.src), Path(args.out), historical_dir=Path(args.historical) if args.historical else None,
+                     options=options, force=args.force, workers=args.workers)
+    print(result.format())
+    return 0
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="fetch tiles and prepare datasets",
+                          description="Fetch modern color orthophoto tiles and prepare the study's datasets.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="COMMAND", parser_class=_Parser, required=True)
+    from aircolor.data import tiles
+
+    tiles.register_cli(data_sub)
+    p = data_sub.add_parser(
+        "prepare", help="vet, split and lay out color tiles (and historical photos)",
+        description="Vet every image (rejects are listed with their reason), split reproducibly, and write the "
+                    "aligned (pix2pix, BicycleGAN), unaligned (CycleGAN, CUT) and historical layouts plus "
+                    "manifest.parquet. OUT_DIR is built in a staging folder and renamed into place.",
+        **_examples("""
+            aircolor data prepare tiles/ data/prepared --historical scans/ --size 256 \\
+                --split 0.7,0.15,0.15 --seed 0 --group-by '(\\d+)_15_'
+        """))
+    p.add_argument("src", metavar="SRC_COLOR_DIR", help="folder of color tiles (searched recursively)")
+    p.add_argument("out", metavar="OUT_DIR", help="output folder (must not exist, unless --force)")
+    p.add_argument("--historical", metavar="DIR", help="folder of real historical grayscale photos (test only)")
+    p.add_argument("--size", type=int, default=256, help="tile size in pixels (default 256)")
+    p.add_argument("--split", type=_split_arg, default=(0.7, 0.15, 0.15), metavar="TRAIN,VAL,TEST",
+                   help="split fractions (default 0.7,0.15,0.15)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    p.add_argument("--group-by", metavar="REGEX",
+                   help="regex searched in each tile's path relative to SRC_COLOR_DIR; its first group (or the "
+                        "whole match) names a group whose tiles all land in the same split")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT_DIR built from other inputs")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+                   help="decoding processes (default: CPU count, at most 8)")
+    p.set_defaults(func=_cmd_prepare)
+
+
+# --------------------------------------------------------------------------------------------- config
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    from aircolor.config import dump_yaml, load_config
+
+    cfg = load_config(args.config, args.overrides)
+    text = dump_yaml(cfg)
+    if args.out:
+        from aircolor.utils import atomic_write_text
+
+        atomic_write_text(Path(args.out), text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _cmd_config_keys(args: argparse.Namespace) -> int:
+    from aircolor.config import describe_keys
+
+    for key, kind, default, help_text in describe_keys():
+        print(f"{key:28s} {kind:40s} default {default!r:24s} {help_text}")
+    return 0
+
+
+def _add_config(sub: argparse._SubParsersAction) -> None:
+    cfg = sub.add_parser("config", help="validate and show run configurations",
+                         description="Validate a run config (YAML + dotted key=value overrides) and print it "
+                                     "fully resolved, family defaults filled in.")
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="COMMAND", parser_class=_Parser, required=True)
+    show = cfg_sub.add_parser("show", help="print the fully resolved config as YAML",
+                              **_examples("aircolor config show run.yaml model.ngf=32 data.size=64"))
+    show.add_argument("config", metavar="CONFIG.yaml", nargs="?", help="YAML config (default: all defaults)")
+    show.add_argument("overrides", metavar="KEY=VALUE", nargs="*", help="dotted overrides, e.g. model.ngf=32")
+    show.add_argument("--out", metavar="FILE", help="write the YAML to FILE instead of stdout")
+    show.set_defaults(func=_cmd_config_show)
+    keys = cfg_sub.add_parser("keys", help="list every config key with its type, default and meaning",
+                              **_examples("aircolor config keys | grep model."))
+    keys.set_defaults(func=_cmd_config_keys)
+
+
+# --------------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aircolor",
+                     description="Colorize grayscale historical aerial photographs with GANs, and run the "
+                                 "ablation study that picks the best design.",
+                     **_examples("""
+                         aircolor data prepare tiles/ data/prepared --historical scans/
+                         aircolor config show run.yaml model.ngf=32
+                     """))
+    parser.add_argument("--version", action="version", version=f"aircolor {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+    _add_data(sub)
+    _add_config(sub)
+    return parser
+
+
+def _fix_config_overrides(args: argparse.Namespace) -> None:
+    """``aircolor config show model.ngf=3`` (no file): argparse takes the override as the config path."""
+    config = getattr(args, "config", None)
+    if config is not None and "=" in config and not Path(config).exists():
+        args.overrides = [config, *args.overrides]
+        args.config = None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _fix_config_overrides(args)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        if args.debug:
+            raise
+        print(f"aircolor: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("aircolor: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

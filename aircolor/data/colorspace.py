@@ -1,0 +1,89 @@
+"""sRGB <-> CIE L*a*b* (D65) in PyTorch, and the normalisation of the reference colorization code.
+
+The formulas are the standard ones (IEC 61966-2-1 sRGB transfer curve, the sRGB->XYZ matrix for D65, CIE 1976
+L*a*b*), the same as ``skimage.color.rgb2lab``, which the pix2pix reference uses for its L->ab mode. They work on
+any tensor with the channel axis at ``dim`` (default -3, i.e. ``(..., 3, H, W)``), on CPU or GPU, and are
+differentiable, so the models can compute losses in either space.
+
+Normalisation (pix2pix ``colorization_dataset.py``): the network input is ``L / 50 - 1`` in [-1, 1] and the
+target ``ab / 110`` (about [-0.98, 0.89] over the sRGB gamut).
+"""
+
+from __future__ import annotations
+
+import torch
+
+_RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
+                            [0.212671, 0.715160, 0.072169],
+                            [0.019334, 0.119193, 0.950227]], dtype=torch.float64)
+_XYZ_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ)
+_WHITE_D65 = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
+_EPS = 0.008856  # (6/29)**3: below it the CIE f() is linear
+_KAPPA = 7.787   # slope of that linear part, (29/6)**2 / 3
+
+L_SCALE, L_SHIFT, AB_SCALE = 50.0, 1.0, 110.0
+
+
+def _mix(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:
+    x = x.movedim(dim, -1)
+    return (x @ matrix.to(dtype=x.dtype, device=x.device).T).movedim(-1, dim)
+
+
+def _per_channel(t: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
+    shape = [1] * x.dim()
+    shape[dim] = 3
+    return t.to(dtype=x.dtype, device=x.device).view(shape)
+
+
+def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
+    return torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb.clamp(min=0) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(lin: torch.Tensor) -> torch.Tensor:
+    return torch.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def rgb_to_lab(rgb: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """sRGB in [0, 1] -> L*a*b* with L in [0, 100]."""
+    if rgb.shape[dim] != 3:
+        raise ValueError(f"rgb_to_lab expects 3 channels at dim {dim}, got shape {tuple(rgb.shape)}")
+    xyz = _mix(srgb_to_linear(rgb), _RGB_TO_XYZ, dim) / _per_channel(_WHITE_D65, rgb, dim)
+    f = torch.where(xyz > _EPS, xyz.clamp(min=_EPS) ** (1 / 3), _KAPPA * xyz + 16 / 116)
+    fx, fy, fz = f.unbind(dim)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=dim)
+
+
+def lab_to_rgb(lab: torch.Tensor, dim: int = -3, clip: bool = True) -> torch.Tensor:
+    """L*a*b* -> sRGB in [0, 1] (clipped to the gamut unless ``clip=False``)."""
+    if lab.shape[dim] != 3:
+        raise ValueError(f"lab_to_rgb expects 3 channels at dim {dim}, got shape {tuple(lab.shape)}")
+    L, a, b = lab.unbind(dim)
+    fy = (L + 16) / 116
+    f = torch.stack([fy + a / 500, fy, fy - b / 200], dim=dim)
+    xyz = torch.where(f > 0.2068966, f ** 3, (f - 16 / 116) / _KAPPA) * _per_channel(_WHITE_D65, lab, dim)
+    rgb = linear_to_srgb(_mix(xyz, _XYZ_TO_RGB, dim))
+    return rgb.clamp(0, 1) if clip else rgb
+
+
+def encode_lab(rgb: torch.Tensor, dim: int = -3) -> tuple[torch.Tensor, torch.Tensor]:
+    """sRGB [0, 1] -> (L/50 - 1 with one channel, ab/110 with two), the networks' input and target."""
+    lab = rgb_to_lab(rgb, dim)
+    L, ab = lab.split([1, 2], dim=dim)
+    return L / L_SCALE - L_SHIFT, ab / AB_SCALE
+
+
+def decode_lab(L_norm: torch.Tensor, ab_norm: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """Inverse of :func:`encode_lab`: normalised L and ab -> sRGB in [0, 1]."""
+    lab = torch.cat([(L_norm + L_SHIFT) * L_SCALE, ab_norm * AB_SCALE], dim=dim)
+    return lab_to_rgb(lab, dim)
+
+
+def gray_to_L(gray: torch.Tensor) -> torch.Tensor:
+    """Gray values in [0, 1] (any shape) -> normalised L of the neutral color (g, g, g).
+
+    A neutral sRGB gray has a* = b* = 0 and L* = 116 f(Y) - 16 with Y the linearised gray value, so
+    historical grayscale photos enter an L->ab model on the same scale as the training tiles' L channel.
+    """
+    y = srgb_to_linear(gray)
+    f = torch.where(y > _EPS, y.clamp(min=_EPS) ** (1 / 3), _KAPPA * y + 16 / 116)
+    return (116 * f - 16) / L_SCALE - L_SHIFT

@@ -1,0 +1,409 @@
+"""``aircolor data prepare``: turn folders of color tiles (and historical photos) into the study's datasets.
+
+Output layout (``OUT_DIR``)::
+
+    aligned/{train,val,test}/NAME.png      512x256 A|B pairs (A = gray copy, left; B = color, right)
+    unaligned/{train,val,test}{A,B}/NAME.png  gray copies (A, mode L) and color tiles (B, RGB)
+    historical/NAME.png                    real historical photos, 8-bit gray, at their own size
+    manifest.parquet                       one row per output image and per rejected input
+    summary.json                           counts, rejects, options and the inputs' fingerprint
+
+Guarantees: every input is decoded fully and converted or rejected with its reason; the split is reproducible
+(same seed, same files: same split) and ``--group-by`` keeps a group's tiles on one side; OUT_DIR is built in a
+staging folder next to it and renamed into place, so it is never half-written; a rerun with the same inputs and
+options changes nothing; an existing OUT_DIR from other inputs is only replaced with ``force=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import uuid
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from PIL import Image
+
+from aircolor.data.images import IMAGE_SUFFIXES, sha256_file, vet_color, vet_historical
+from aircolor.errors import UsageError
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+MANIFEST_COLUMNS = ("path", "split", "role", "layout", "width", "height", "bytes", "sha256", "source",
+                    "source_sha256", "group", "status", "reason")
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    size: int = 256
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    group_by: str | None = None
+    historical_min_size: int = 32
+
+    def validate(self) -> None:
+        if not 16 <= self.size <= 4096:
+            raise UsageError(f"--size {self.size}: must be between 16 and 4096 pixels")
+        if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
+            raise UsageError(f"--split {','.join(f'{f:g}' for f in self.split)}: need three fractions "
+                             "train,val,test that are >= 0 and sum to 1, e.g. 0.7,0.15,0.15")
+        if self.split[0] <= 0:
+            raise UsageError("--split: the train fraction must be > 0")
+        if self.group_by is not None:
+            try:
+                re.compile(self.group_by)
+            except re.error as exc:
+                raise UsageError(f"--group-by {self.group_by!r}: not a valid regular expression ({exc})") from None
+
+
+@dataclass
+class Record:
+    """One manifest row."""
+
+    path: str
+    split: str
+    role: str
+    layout: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    source: str
+    source_sha256: str
+    group: str
+    status: str = "ok"
+    reason: str = ""
+
+
+@dataclass
+class PrepareResult:
+    out_dir: Path
+    up_to_date: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    historical: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    ignored: int = 0
+    ungrouped: int = 0
+
+    def format(self) -> str:
+        if self.up_to_date:
+            return f"{self.out_dir} is up to date (same inputs and options); nothing to do"
+        lines = [f"prepared {sum(self.counts.values())} color tiles (" +
+                 ", ".join(f"{s} {self.counts.get(s, 0)}" for s in SPLITS) +
+                 f") and {self.historical} historical photos in {self.out_dir}"]
+        if self.ignored:
+            lines.append(f"ignored {self.ignored} files without an image extension")
+        if self.ungrouped:
+            lines.append(f"warning: {self.ungrouped} tiles did not match --group-by; each is its own group")
+        if self.rejected:
+            lines.append(f"rejected {len(self.rejected)} files:")
+            lines += [f"  {src}: {reason}" for src, reason in self.rejected]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- inputs
+def scan(root: Path, what: str) -> tuple[list[Path], int]:
+    """Image files under ``root`` (recursive, sorted, hidden files skipped) and the count of other files."""
+    if not root.exists():
+        raise UsageError(f"{what} folder {root} does not exist; check the path")
+    if not root.is_dir():
+        raise UsageError(f"{what} {root} is not a folder; pass the folder that holds the images")
+    images, ignored = [], 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(path)
+            else:
+                ignored += 1
+    return sorted(images), ignored
+
+
+def output_name(rel: Path) -> str:
+    """A flat, unique output stem for a source path relative to its root (``a/b/x.jpg`` -> ``a__b__x``)."""
+    return "__".join(rel.with_suffix("").parts)
+
+
+def fingerprint(options: PrepareOptions, sources: dict[str, list[tuple[str, str]]]) -> str:
+    payload = json.dumps({"format": FORMAT_VERSION, "options": asdict(options), "sources": sources,
+                          "pillow": Image.__version__}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------- pass 1: vet + encode
+def _png_bytes(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def _write(path: Path, data: bytes) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+def _process_color(task: tuple[str, str, str, int]) -> dict[str, Any]:
+    """Vet one color tile and write its three encodings into the staging pool (worker process)."""
+    src, rel, pool, size = task
+    vetted = vet_color(Path(src), size)
+    if vetted.image is None:
+        return {"rel": rel, "reason": vetted.reason}
+    b = vetted.image
+    a = b.convert("L")  # ITU-R 601-2 luma: the study's gray copy
+    ab = Image.new("RGB", (2 * size, size))
+    ab.paste(a.convert("RGB"), (0, 0))
+    ab.paste(b, (size, 0))
+    name = output_name(Path(rel))
+    out = {"rel": rel, "name": name, "note": vetted.note, "files": {}}
+    for role, im in (("A", a), ("B", b), ("AB", ab)):
+        nbytes, digest = _write(Path(pool) / f"{name}.{role}.png", _png_bytes(im))
+        out["files"][role] = (im.size[0], im.size[1], nbytes, digest)
+    return out
+
+
+def _process_historical(task: tuple[str, str, str, int]) -> dict[str, Any]:
+    src, rel, out_dir, min_size = task
+    vetted = vet_historical(Path(src), min_size)
+    if vetted.image is None:
+        return {"rel": rel, "reason": vetted.reason}
+    name = output_name(Path(rel))
+    nbytes, digest = _write(Path(out_dir) / "historical" / f"{name}.png", _png_bytes(vetted.image))
+    return {"rel": rel, "name": name, "note": vetted.note,
+            "files": {"historical": (*vetted.image.size, nbytes, digest)}}
+
+
+def _run_tasks(fn: Any, tasks: list[tuple], workers: int, desc: str) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    bar = dict(total=len(tasks), desc=desc, unit="img", disable=not sys.stderr.isatty() or not tasks, leave=False)
+    if workers <= 1 or len(tasks) < 8:
+        return [fn(t) for t in tqdm(tasks, **bar)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(tqdm(pool.map(fn, tasks, chunksize=8), **bar))
+
+
+# --------------------------------------------------------------------------------------------- split
+def group_key(rel: str, pattern: re.Pattern[str] | None) -> tuple[str, bool]:
+    """The group a tile belongs to: the regex's matched groups joined by "|" (or the whole match).
+
+    ``(rel, False)`` when the pattern does not match: the tile is then a group of its own.
+    """
+    if pattern is None:
+        return rel, True
+    match = pattern.search(rel)
+    if match is None:
+        return rel, False
+    parts = [g for g in match.groups() if g is not None]
+    return ("|".join(parts) if parts else match.group(0)), True
+
+
+def assign_splits(groups: dict[str, list[str]], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
+    """Map every item to a split; whole groups go to one split, each to the one furthest below its target."""
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    total = sum(len(v) for v in groups.values())
+    targets = [f * total for f in fractions]
+    counts = [0, 0, 0]
+    out: dict[str, str] = {}
+    for key in keys:
+        deficits = [(targets[i] - counts[i]) if fractions[i] > 0 else float("-inf") for i in range(3)]
+        i = max(range(3), key=lambda j: (deficits[j], -j))
+        counts[i] += len(groups[key])
+        for item in groups[key]:
+            out[item] = SPLITS[i]
+    return out
+
+
+# --------------------------------------------------------------------------------------------- outputs
+def _is_up_to_date(out_dir: Path, fp: str) -> bool:
+    """True if OUT_DIR was built from the same fingerprint and every file it lists is still there, intact."""
+    try:
+        summary = json.loads((out_dir / "summary.json").read_text())
+        if summary.get("fingerprint") != fp:
+            return False
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(out_dir / "manifest.parquet", columns=["path", "bytes", "status"]).to_pylist()
+    except (OSError, ValueError, KeyError):
+        return False
+    for row in table:
+        if row["status"] == "ok":
+            path = out_dir / row["path"]
+            if not path.is_file() or path.stat().st_size != row["bytes"]:
+                return False
+    return True
+
+
+def _write_manifest(path: Path, records: Iterable[Record]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [asdict(r) for r in records]
+    table = pa.Table.from_pylist(rows, schema=pa.schema([
+        (c, pa.int64() if c in ("width", "height", "bytes") else pa.string()) for c in MANIFEST_COLUMNS]))
+    pq.write_table(table, path)
+
+
+def _clean_stale_staging(out_dir: Path) -> None:
+    """Remove staging folders of earlier runs whose process is gone (killed mid-run)."""
+    for stale in out_dir.parent.glob(f".{out_dir.name}.staging-*"):
+        try:
+            pid = int(stale.name.rsplit("-", 2)[-2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
+
+
+def _swap_into_place(staging: Path, out_dir: Path) -> None:
+    if out_dir.exists():
+        trash = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(out_dir, trash)
+        os.rename(staging, out_dir)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.rename(staging, out_dir)
+
+
+def _color_records(results: list[dict[str, Any]], splits: dict[str, str], pool: Path, stage: Path,
+                   hashes: dict[str, str], groups_of: dict[str, str]) -> list[Record]:
+    """Move pooled encodings into their split folders and return their manifest rows."""
+    records = []
+    layout_dirs = {"AB": ("aligned", "{split}"), "A": ("unaligned", "{split}A"), "B": ("unaligned", "{split}B")}
+    for res in results:
+        rel, split = res["rel"], splits[res["rel"]]
+        for role, (layout, folder) in layout_dirs.items():
+            target = Path(layout) / folder.format(split=split) / f"{res['name']}.png"
+            (stage / target).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(pool / f"{res['name']}.{role}.png", stage / target)
+            w, h, nbytes, digest = res["files"][role]
+            records.append(Record(target.as_posix(), split, role, layout, w, h, nbytes, digest, rel,
+                                  hashes[rel], groups_of[rel], "ok", res["note"]))
+    return records
+
+
+def prepare(color_dir: Path, out_dir: Path, *, historical_dir: Path | None = None,
+            options: PrepareOptions = PrepareOptions(), force: bool = False, workers: int = 1) -> PrepareResult:
+    """Build the datasets in ``out_dir`` (see the module docstring). Returns what was done."""
+    options.validate()
+    color_dir, out_dir = Path(color_dir).resolve(), Path(out_dir).resolve()
+    if historical_dir is not None:
+        historical_dir = Path(historical_dir).resolve()
+    color_files, ignored = scan(color_dir, "color")
+    hist_files, hist_ignored = scan(historical_dir, "--historical") if historical_dir else ([], 0)
+    if not color_files:
+        raise UsageError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {color_dir}")
+    if out_dir == color_dir or color_dir in out_dir.parents or out_dir in color_dir.parents:
+        raise UsageError(f"OUT_DIR {out_dir} overlaps the source folder {color_dir}; choose a separate folder")
+
+    def rel(p: Path, root: Path) -> str:
+        return p.relative_to(root).as_posix()
+
+    hashes = {rel(p, color_dir): sha256_file(p) for p in color_files}
+    hist_hashes = {rel(p, historical_dir): sha256_file(p) for p in hist_files} if historical_dir else {}
+    fp = fingerprint(options, {"color": sorted(hashes.items()), "historical": sorted(hist_hashes.items())})
+    if out_dir.exists():
+        if _is_up_to_date(out_dir, fp):
+            return PrepareResult(out_dir, up_to_date=True)
+        if not force:
+            raise UsageError(f"{out_dir} already exists and was not built from these inputs and options; "
+                             "pass --force to replace it, or choose another OUT_DIR")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale_staging(out_dir)
+    stage = out_dir.parent / f".{out_dir.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    stage.mkdir()
+    try:
+        result = _build(stage, color_dir, color_files, historical_dir, hist_files, hashes, hist_hashes,
+                        options, workers, fp)
+        result.ignored = ignored + hist_ignored
+        _swap_into_place(stage, out_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    result.out_dir = out_dir
+    return result
+
+
+def _build(stage: Path, color_dir: Path, color_files: list[Path], historical_dir: Path | None,
+           hist_files: list[Path], hashes: dict[str, str], hist_hashes: dict[str, str],
+           options: PrepareOptions, workers: int, fp: str) -> PrepareResult:
+    pool = stage / ".pool"
+    tasks = [(str(p), p.relative_to(color_dir).as_posix(), str(pool), options.size) for p in color_files]
+    results = _run_tasks(_process_color, tasks, workers, "color tiles")
+    rejected: list[tuple[str, str]] = []
+    records: list[Record] = []
+    seen: dict[str, str] = {}
+    ok = []
+    for res in results:
+        first = seen.setdefault(hashes[res["rel"]], res["rel"])
+        if "reason" not in res and first != res["rel"]:
+            for role in ("A", "B", "AB"):
+                (pool / f"{res['name']}.{role}.png").unlink()
+            res = {"rel": res["rel"], "reason": f"duplicate of {first} (same bytes)"}
+        if "reason" in res:
+            rejected.append((res["rel"], res["reason"]))
+            records.append(Record("", "", "B", "", 0, 0, 0, "", res["rel"], hashes[res["rel"]], "",
+                                  "rejected", res["reason"]))
+        else:
+            ok.append(res)
+    if not ok:
+        lines = "; ".join(f"{r}: {why}" for r, why in rejected[:5])
+        raise UsageError(f"no usable color tiles under {color_dir} ({len(rejected)} rejected: {lines}); "
+                         "fix or replace the files and retry")
+    pattern = re.compile(options.group_by) if options.group_by else None
+    groups: dict[str, list[str]] = {}
+    groups_of: dict[str, str] = {}
+    ungrouped = 0
+    for res in ok:
+        key, matched = group_key(res["rel"], pattern)
+        ungrouped += not matched
+        groups.setdefault(key, []).append(res["rel"])
+        groups_of[res["rel"]] = key
+    splits = assign_splits(groups, options.split, options.seed)
+    records += _color_records(ok, splits, pool, stage, hashes, groups_of)
+    pool.rmdir()
+    historical = 0
+    if historical_dir is not None:
+        htasks = [(str(p), p.relative_to(historical_dir).as_posix(), str(stage), options.historical_min_size)
+                  for p in hist_files]
+        for res in _run_tasks(_process_historical, htasks, workers, "historical"):
+            if "reason" in res:
+                rejected.append((f"historical: {res['rel']}", res["reason"]))
+                records.append(Record("", "", "historical", "", 0, 0, 0, "", res["rel"], hist_hashes[res["rel"]],
+                                      "", "rejected", res["reason"]))
+                continue
+            historical += 1
+            w, h, nbytes, digest = res["files"]["historical"]
+            records.append(Record(f"historical/{res['name']}.png", "test", "historical", "historical", w, h,
+                                  nbytes, digest, res["rel"], hist_hashes[res["rel"]], "", "ok", res["note"]))
+    for split in SPLITS:  # every layout folder exists, even when a split is empty
+        for folder in (f"aligned/{split}", f"unaligned/{split}A", f"unaligned/{split}B"):
+            (stage / folder).mkdir(parents=True, exist_ok=True)
+    counts = Counter(splits[r["rel"]] for r in ok)
+    result = PrepareResult(stage, False, {s: counts.get(s, 0) for s in SPLITS}, historical, rejected,
+                           0, ungrouped)
+    _write_manifest(stage / "manifest.parquet", records)
+    summary = {
+        "format": FORMAT_VERSION, "fingerprint": fp, "options": asdict(options),
+        "color_dir": str(color_dir), "historical_dir": str(historical_dir) if historical_dir else None,
+        "counts": result.counts, "groups": {s: len({groups_of[r] for r, sp in splits.items() if sp == s})
+                                            for s in SPLITS},
+        "historical": historical, "ungrouped": ungrouped,
+        "rejected": [{"source": s, "reason": r} for s, r in rejected],
+    }
+    (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return result
