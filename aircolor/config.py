@@ -398,6 +398,8 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: typing.It
         section, _, rest = key.partition(".")
         if "." in rest:
             raise ConfigError(f"override {text!r}: keys have two parts (SECTION.KEY), got {key!r}")
+        if section not in raw:
+            origins.setdefault(section, f"override {text!r}")
         target = raw.setdefault(section, {})
         if not isinstance(target, dict):
             raise ConfigError(f"override {text!r}: section '{section}' in {source} is not a mapping")
