@@ -1,0 +1,33 @@
+"""``aircolor data fetch-tiles``: a resumable downloader for web-map tiles.
+
+Modern color orthophoto tiles (zoom 15-16, 256x256) are the ground truth that the colorization models
+learn from. Tile servers are slow, rate limited and flaky, and a download of tens of thousands of tiles is
+often interrupted, so this module is built around three promises:
+
+* **No partial files.** A tile is downloaded into memory, checked (status, length, a full Pillow decode)
+  and only then written to a temporary name, fsynced and renamed into place. A file named
+  ``OUT/{z}/{x}/{y}.{ext}`` is therefore always a complete image.
+* **Resumable.** Because of the above, a tile whose file exists is done: a rerun skips it without a
+  request, and removes the ``.part-`` leftovers of a killed run.
+* **Polite.** Bounded concurrency, a global rate limit, retries with exponential backoff and jitter,
+  ``Retry-After`` honoured, and an honest ``User-Agent``.
+
+Only the Web-Mercator (EPSG:3857) tiling scheme is supported: XYZ templates and WMTS templates that use
+the GoogleMapsCompatible / WebMercatorQuad tile matrix set, where a tile matrix is a zoom level.
+
+Run it standalone with ``python -m aircolor.data.tiles --url ... --bbox ... --zoom ... --out ...``.
+"""
+
+from aircolor.data.tiles.cli import _cli_fetch, main, register_cli
+from aircolor.data.tiles.fetch import (RETRY_AFTER_CAP_S, SUMMARY_NAME, FetchSummary, RateLimiter, _parse_retry_after,
+                                       default_user_agent, existing_tile, fetch_tiles, remove_stale_parts,
+                                       write_summary)
+from aircolor.data.tiles.mercator import (MAX_LATITUDE, MAX_ZOOM, TileKey, count_tiles_in_bbox, lonlat_to_tile,
+                                          parse_bbox, parse_zooms, tile_to_lonlat, tiles_in_bbox, validate_bbox)
+from aircolor.data.tiles.templates import TileTemplate, parse_template
+
+__all__ = ["MAX_LATITUDE", "MAX_ZOOM", "RETRY_AFTER_CAP_S", "SUMMARY_NAME", "FetchSummary", "RateLimiter", "TileKey",
+           "TileTemplate", "count_tiles_in_bbox", "default_user_agent", "existing_tile", "fetch_tiles",
+           "lonlat_to_tile", "main", "parse_bbox", "parse_template", "parse_zooms", "register_cli",
+           "remove_stale_parts", "tile_to_lonlat", "tiles_in_bbox", "validate_bbox", "write_summary",
+           "_cli_fetch", "_parse_retry_after"]

@@ -1,0 +1,190 @@
+"""The ``aircolor data fetch-tiles`` command."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import secrets
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aircolor.errors import UsageError
+
+
+from aircolor.data.tiles.fetch import (_PART_MARK, SUMMARY_NAME, default_user_agent, existing_tile, fetch_tiles)
+from aircolor.data.tiles.mercator import (TileKey, count_tiles_in_bbox, parse_bbox, parse_zooms, tiles_in_bbox)
+from aircolor.data.tiles.templates import parse_template
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------------
+
+_EPILOG = """\
+example (zoom 15-16 color orthophotos of southern Osaka from GSI's seamlessphoto layer):
+  aircolor data fetch-tiles \\
+      --url 'https://cyberjapandata.gsi.go.jp/xyz/seamlessphoto/{z}/{x}/{y}.jpg' \\
+      --bbox 135.50,34.59,135.53,34.61 --zoom 15-16 --out data/tiles/osaka --rate 5
+
+URL templates:
+  XYZ          https://host/path/{z}/{x}/{y}.jpg      ({-y} for TMS row order)
+  WMTS KVP     https://host/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=ortho&STYLE=default
+               &FORMAT=image/jpeg&TILEMATRIXSET=WebMercatorQuad
+               &TILEMATRIX={TileMatrix}&TILEROW={TileRow}&TILECOL={TileCol}
+  WMTS REST    https://host/wmts/ortho/default/WebMercatorQuad/{TileMatrix}/{TileRow}/{TileCol}.jpg
+  WMTS must use a Web-Mercator (GoogleMapsCompatible) tile matrix set; --matrix-id 'EPSG:3857:{z}'
+  if its matrix identifiers are not plain zoom numbers.
+
+Tiles are saved as OUT/{z}/{x}/{y}.{jpg,png,webp,tif}. A rerun skips tiles already present, so an
+interrupted download resumes where it stopped. OUT/fetch-summary.json lists missing (404/204) and failed
+tiles. Exit code: 0 if no tile failed (missing tiles are fine), 1 if some failed after all retries.
+Respect the tile server's terms of use and keep --rate modest.
+"""
+
+
+def register_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``fetch-tiles`` to the ``aircolor data`` subcommand group."""
+    p = subparsers.add_parser(
+        "fetch-tiles",
+        help="download web-map tiles (color orthophotos) for a bbox, resumably",
+        description=(
+            "Download the Web-Mercator tiles that cover a bbox at the given zoom levels from an XYZ or WMTS "
+            "tile server. Every saved tile is a complete, decodable image; reruns resume."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--url", required=True, metavar="TEMPLATE",
+                   help="tile URL template (XYZ, WMTS KVP or WMTS REST; see below)")
+    p.add_argument("--bbox", required=True, metavar="W,S,E,N", help="area in WGS84 degrees: west,south,east,north")
+    p.add_argument("--zoom", required=True, metavar="Z", help="zoom level, range or list: 16, 15-16, 15,17")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory; tiles go to DIR/{z}/{x}/{y}.{ext}")
+    p.add_argument("--concurrency", type=int, default=8, metavar="N", help="parallel downloads (default: 8)")
+    p.add_argument("--rate", type=float, default=10.0, metavar="R",
+                   help="max requests per second over all downloads, 0 = unlimited (default: 10)")
+    p.add_argument("--retries", type=int, default=5, metavar="N",
+                   help="retries per tile on 5xx/429/timeouts/bad bodies (default: 5)")
+    p.add_argument("--backoff", type=float, default=0.5, metavar="S",
+                   help="first retry delay in seconds, doubled each retry, with jitter (default: 0.5)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="per-request network timeout in seconds (default: 30)")
+    p.add_argument("--user-agent", default=None, metavar="UA",
+                   help=f"User-Agent header (default: {default_user_agent()!r})")
+    p.add_argument("--max-tiles", type=int, default=20000, metavar="N",
+                   help="refuse bboxes covering more tiles than this, 0 = no limit (default: 20000)")
+    p.add_argument("--matrix-id", default="{z}", metavar="FMT",
+                   help="WMTS TileMatrix identifier for a zoom, e.g. 'EPSG:3857:{z}' (default: '{z}')")
+    p.add_argument("--dry-run", action="store_true", help="only print how many tiles per zoom would be fetched")
+    p.set_defaults(func=_cli_fetch)
+    return p
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Range checks that argparse's ``type=`` cannot express."""
+    if args.concurrency < 1:
+        raise UsageError(f"--concurrency: {args.concurrency} is less than 1; use e.g. --concurrency 8")
+    if not math.isfinite(args.rate) or args.rate < 0:
+        raise UsageError(f"--rate: {args.rate} must be a number >= 0 requests per second (0 = unlimited)")
+    if args.retries < 0:
+        raise UsageError(f"--retries: {args.retries} is negative; use 0 for no retries")
+    if not math.isfinite(args.backoff) or args.backoff < 0:
+        raise UsageError(f"--backoff: {args.backoff} must be a number of seconds >= 0")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise UsageError(f"--timeout: {args.timeout} must be a number of seconds > 0")
+    if args.max_tiles < 0:
+        raise UsageError(f"--max-tiles: {args.max_tiles} is negative; use 0 for no limit")
+
+
+def _check_out_dir(out: Path) -> None:
+    """Make sure we can write into ``--out`` before spending a single request."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} exists and is not a directory; pass a directory path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test{_PART_MARK}{secrets.token_hex(6)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"--out: cannot write to {out} ({err.strerror or err}); choose a writable directory") from None
+
+
+def _cli_fetch(args: argparse.Namespace) -> int:
+    """Run ``aircolor data fetch-tiles``: validate every input, then fetch and print the summary."""
+    template = parse_template(args.url, matrix_id=args.matrix_id)
+    bbox = parse_bbox(args.bbox)
+    zooms = parse_zooms(args.zoom)
+    _check_numbers(args)
+    counts = {z: count_tiles_in_bbox(*bbox, z) for z in zooms}
+    total = sum(counts.values())
+    out = Path(args.out)
+    too_many = bool(args.max_tiles) and total > args.max_tiles
+
+    if args.dry_run:
+        return _dry_run(out, bbox, counts, total, args.max_tiles if too_many else 0)
+    per_zoom = ", ".join(f"z{z}: {n}" for z, n in counts.items())
+    if too_many:
+        raise UsageError(
+            f"--bbox {args.bbox} at --zoom {args.zoom} covers {total} tiles ({per_zoom}), more than "
+            f"--max-tiles {args.max_tiles}; shrink the bbox, drop a zoom level, or raise --max-tiles"
+        )
+    _check_out_dir(out)
+
+    def all_tiles() -> Iterator[TileKey]:
+        for z in zooms:
+            yield from tiles_in_bbox(*bbox, z)
+
+    print(f"fetch-tiles: {total} tiles ({per_zoom}) from {template.url} into {out}", file=sys.stderr)
+    try:
+        summary = fetch_tiles(
+            template,
+            all_tiles(),
+            out,
+            concurrency=args.concurrency,
+            rate=args.rate,
+            retries=args.retries,
+            backoff=args.backoff,
+            timeout=args.timeout,
+            user_agent=args.user_agent,
+            progress=True,
+            total=total,
+            bbox=bbox,
+            zooms=zooms,
+        )
+    except KeyboardInterrupt:
+        print(f"\nfetch-tiles: interrupted; finished tiles are kept, rerun the same command to resume "
+              f"(see {out / SUMMARY_NAME})", file=sys.stderr)
+        return 130
+    print(summary.format())
+    return summary.exit_code
+
+
+def _dry_run(
+    out: Path, bbox: tuple[float, float, float, float], counts: dict[int, int], total: int, over_limit: int
+) -> int:
+    """Print the tile counts per zoom (and how many are already on disk, when that is cheap to know)."""
+    print(f"dry run: bbox {','.join(f'{v:.6f}' for v in bbox)} covers {total} tiles")
+    check_disk = out.is_dir() and not over_limit
+    for z, n in counts.items():
+        if check_disk:
+            present = sum(1 for t in tiles_in_bbox(*bbox, z) if existing_tile(out, t) is not None)
+            print(f"  z{z}: {n} tiles, {present} already in {out}, {n - present} to fetch")
+        else:
+            print(f"  z{z}: {n} tiles")
+    if over_limit:
+        print(f"note: {total} tiles is more than --max-tiles {over_limit}; a real run would refuse")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry point: ``python -m aircolor.data.tiles --url ... --bbox ... --zoom ... --out ...``."""
+    parser = argparse.ArgumentParser(prog="aircolor data")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register_cli(sub)
+    args = parser.parse_args(["fetch-tiles", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args))
+    except UsageError as err:
+        print(f"aircolor: error: {err}", file=sys.stderr)
+        return 2
+
