@@ -123,6 +123,39 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
     keys.set_defaults(func=_cmd_config_keys)
 
 
+# --------------------------------------------------------------------------------------------- models
+def _cmd_models_summary(args: argparse.Namespace) -> int:
+    import json
+
+    from aircolor.models.zoo import MODEL_NAMES, build_named
+
+    if args.model not in MODEL_NAMES:
+        raise UsageError(f"unknown model {args.model!r}; valid: {', '.join(MODEL_NAMES)}")
+    counts = build_named(args.model, args.overrides).parameter_counts()
+    if args.json:
+        print(json.dumps(counts))
+        return 0
+    for name, n in counts.items():
+        print(f"{name:6s} {n:>14,d}")
+    print(f"{'total':6s} {sum(counts.values()):>14,d}")
+    return 0
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="inspect the model zoo",
+                            description="Inspect the model zoo: pix2pix, cyclegan, cut, fastcut, bicyclegan.")
+    models_sub = models.add_subparsers(dest="models_command", metavar="COMMAND", parser_class=_Parser, required=True)
+    summary = models_sub.add_parser(
+        "summary", help="trainable parameters of every network of a model",
+        description="Build MODEL at its family defaults plus overrides and print each network's trainable "
+                    "parameter count (compare with the reference implementations).",
+        **_examples("aircolor models summary pix2pix --json\naircolor models summary bicyclegan model.z_injection=middle"))
+    summary.add_argument("model", metavar="MODEL", help="pix2pix, cyclegan, cut, fastcut or bicyclegan")
+    summary.add_argument("overrides", metavar="KEY=VALUE", nargs="*", help="config overrides, e.g. model.ngf=32")
+    summary.add_argument("--json", action="store_true", help='print {"G": ..., "D": ...} as JSON')
+    summary.set_defaults(func=_cmd_models_summary)
+
+
 # --------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aircolor",
@@ -137,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
     _add_data(sub)
     _add_config(sub)
+    _add_models(sub)
     return parser
 
 

@@ -67,6 +67,8 @@ class DataConfig:
 class ModelConfig:
     family: Family = _f("pix2pix", "model family")
     netG: str | None = _f(None, f"generator: {', '.join(GENERATORS)}")
+    input_nc: int | None = _f(None, "generator input channels: 3 = gray repeated (the references), 1; lab: 1",
+                              ge=1, le=3)
     netD: str | None = _f(None, f"discriminator: {', '.join(DISCRIMINATORS)}")
     n_layers_D: int = _f(3, "PatchGAN depth (3 = 70x70 receptive field)", ge=0, le=8)
     ngf: int = _f(64, "generator width (filters in the first layer)", ge=1, le=1024)
@@ -307,6 +309,11 @@ def _check_choices(cfg: RunConfig, origins: dict[str, str]) -> None:
     if m.netD is not None and m.netD not in DISCRIMINATORS:
         raise ConfigError(f"{where('model.netD')}: model.netD must be one of {', '.join(DISCRIMINATORS)}, "
                           f"got {m.netD!r}")
+    if m.input_nc == 2:
+        raise ConfigError(f"{where('model.input_nc')}: model.input_nc must be 1 or 3, got 2")
+    if d.color_space == "lab" and m.input_nc == 3:
+        raise ConfigError(f"{where('model.input_nc')}: model.input_nc must be 1 with data.color_space 'lab' "
+                          "(the input is the L channel)")
     if any(i < 0 for i in m.nce_layers) or not m.nce_layers:
         raise ConfigError(f"{where('model.nce_layers')}: model.nce_layers must be a non-empty list of layer "
                           f"indices >= 0, got {list(m.nce_layers)}")
@@ -331,6 +338,8 @@ def resolve(cfg: RunConfig) -> RunConfig:
         if current is None or (dotted == "data.layout" and current == "auto"):
             sections[section] = dataclasses.replace(sections[section], **{key: value})
     data = sections["data"]
+    if sections["model"].input_nc is None:
+        sections["model"] = dataclasses.replace(sections["model"], input_nc=1 if data.color_space == "lab" else 3)
     if data.load_size is None:
         sections["data"] = dataclasses.replace(data, load_size=max(data.size, round(data.size * 286 / 256)))
     return RunConfig(**sections)

@@ -1,0 +1,172 @@
+"""What every model of the zoo shares: building nets from the config, Adam per network group, learning-rate
+schedules, the resumable training state, and ``colorize``.
+
+A model is an ``nn.Module`` whose submodules are its networks (so ``.to(device)`` and ``state_dict()`` cover
+them), plus optimizers, schedulers and image pools kept in plain dicts. Subclasses implement
+``_step(batch) -> dict[str, Tensor]`` in their reference's update order and ``generate(a)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from aircolor.config import RunConfig
+from aircolor.data.colorspace import decode_lab, gray_to_L
+from aircolor.errors import ConfigError
+from aircolor.losses import gan_loss, gradient_penalty
+from aircolor.models.layers import count_parameters, init_weights
+from aircolor.models.pool import ImagePool
+from aircolor.models.registry import DISCRIMINATORS, GENERATORS
+
+
+def lr_lambda(policy: str, n_epochs: int, n_epochs_decay: int, decay_every: int):
+    """Multiplier of the base lr after ``epoch`` completed epochs.
+
+    ``linear``: 1 for ``n_epochs``, then linearly down to 0 over ``n_epochs_decay``: the references'
+    ``1 - max(0, epoch + epoch_count - n_epochs) / (n_epochs_decay + 1)`` with ``epoch_count = 1``, so the last
+    epoch trains at ``1 / (n_epochs_decay + 1)`` and the rate after it is 0; ``step``: x0.1 every ``decay_every`` epochs;
+    ``cosine``: half a cosine from 1 to 0 over all epochs.
+    """
+    import math
+
+    total = max(1, n_epochs + n_epochs_decay)
+    if policy == "linear":
+        return lambda epoch: 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+    if policy == "step":
+        return lambda epoch: 0.1 ** (epoch // decay_every)
+    if policy == "cosine":
+        return lambda epoch: 0.5 * (1 + math.cos(math.pi * min(epoch, total) / total))
+    raise KeyError(f"unknown lr_policy {policy!r}; valid: linear, step, cosine")
+
+
+class GANModel(nn.Module):
+    family = ""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.color_space = cfg.data.color_space
+        self.input_nc = int(cfg.model.input_nc or (1 if self.color_space == "lab" else 3))
+        self.output_nc = 2 if self.color_space == "lab" else 3
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.pools: dict[str, ImagePool] = {}
+
+    # ------------------------------------------------------------------ building
+    def _generator(self, input_nc: int, output_nc: int, *, prefix: str = "", **extra: Any) -> nn.Module:
+        m = self.cfg.model
+        try:
+            net = GENERATORS.build(prefix + str(m.netG), input_nc=input_nc, output_nc=output_nc, ngf=m.ngf, norm=m.norm,
+                                   dropout=bool(m.dropout), size=self.cfg.data.size, **extra)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"model.netG {m.netG!r}: {exc.args[0]}") from None
+        return init_weights(net, str(m.init_type), m.init_gain)
+
+    def _discriminator(self, input_nc: int) -> nn.Module:
+        m = self.cfg.model
+        try:
+            net = DISCRIMINATORS.build(str(m.netD), input_nc=input_nc, ndf=m.ndf, n_layers=m.n_layers_D, norm=m.norm)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"model.netD {m.netD!r}: {exc.args[0]}") from None
+        return init_weights(net, str(m.init_type), m.init_gain)
+
+    def _adam(self, name: str, params: list[nn.Parameter], lr: float) -> None:
+        t = self.cfg.train
+        self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=(t.beta1, t.beta2))
+
+    def _finish(self) -> None:
+        """Create one scheduler per optimizer, same rule for all (call at the end of ``__init__``)."""
+        t = self.cfg.train
+        rule = lr_lambda(t.lr_policy, int(t.n_epochs or 0), int(t.n_epochs_decay or 0), t.lr_decay_epochs)
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, rule) for k, o in self.optimizers.items()}
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {name: count_parameters(net) for name, net in self.named_children()}
+
+    # ------------------------------------------------------------------ training
+    def gan(self, pred: Any, real: bool) -> torch.Tensor:
+        return gan_loss(pred, real, str(self.cfg.model.gan_mode))
+
+    def d_loss(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor, *,
+               halve: bool = True) -> dict[str, torch.Tensor]:
+        """``0.5 (GAN(D(real), 1) + GAN(D(fake), 0))`` (no 0.5 unless ``halve``), plus ``lambda_GP * GP`` for
+        WGAN-GP. ``fake`` is detached: this loss trains D only."""
+        fake = fake.detach()
+        out = {"D_real": self.gan(net(real), True), "D_fake": self.gan(net(fake), False)}
+        total = (0.5 if halve else 1.0) * (out["D_real"] + out["D_fake"])
+        if self.cfg.model.gan_mode == "wgangp":
+            out["gp"] = gradient_penalty(net, real, fake)
+            total = total + self.cfg.model.lambda_GP * out["gp"]
+        out["D"] = total
+        return out
+
+    def train_step(self, batch: dict[str, Any], *, sync: bool = True) -> dict[str, Any]:
+        """One optimisation step on ``batch``; the named losses as floats (or detached tensors if not ``sync``)."""
+        self.train()
+        device = next(self.parameters()).device
+        batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        losses = self._step(batch)
+        if not sync:
+            return {k: v.detach() for k, v in losses.items()}
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def end_epoch(self) -> None:
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+
+    def learning_rates(self) -> dict[str, float]:
+        return {f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}
+
+    def color_as_input(self, b: torch.Tensor) -> torch.Tensor:
+        """A color image (3 channels, [-1, 1]) in the generator's input layout: itself, or its luma (1 channel)."""
+        if self.input_nc == b.size(1):
+            return b
+        luma = torch.tensor([0.299, 0.587, 0.114], device=b.device, dtype=b.dtype).view(1, 3, 1, 1)
+        return ((b + 1) / 2 * luma).sum(1, keepdim=True) * 2 - 1  # ITU-R 601-2, as Pillow's convert("L")
+
+    def as_input(self, a: torch.Tensor) -> torch.Tensor:
+        """The dataset's 1-channel A as the generator's input (gray repeated to 3 channels when input_nc 3)."""
+        return a.expand(-1, 3, -1, -1) if self.input_nc == 3 and a.size(1) == 1 else a
+
+    # ------------------------------------------------------------------ inference
+    def generate(self, a: torch.Tensor) -> torch.Tensor:
+        """G(A) in the model's color space (RGB or ab, in [-1, 1])."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def colorize(self, gray: torch.Tensor, *, eval_mode: bool = True) -> torch.Tensor:
+        """Gray images (B, 1, H, W) in [-1, 1] -> RGB (B, 3, H, W) in [-1, 1], via Lab when the model works there."""
+        was_training = self.training
+        self.train(not eval_mode)
+        try:
+            if self.color_space == "lab":
+                L = gray_to_L((gray + 1) / 2)
+                ab = self.generate(L)
+                return decode_lab(L, ab) * 2 - 1
+            return self.generate(gray)
+        finally:
+            self.train(was_training)
+
+    # ------------------------------------------------------------------ state
+    def training_state(self) -> dict[str, Any]:
+        """Everything needed to resume: networks, optimizers, schedulers, pools (loadable with weights_only)."""
+        return {"nets": self.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                "pools": {k: p.state_dict() for k, p in self.pools.items()}}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["nets"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        device = next(self.parameters()).device
+        for k, p in self.pools.items():
+            p.load_state_dict(state["pools"][k], device)

@@ -1,0 +1,49 @@
+"""pix2pix (Isola et al. 2017): a conditional GAN with an L1 term, G: A -> B and D judging (A, B) pairs.
+
+``loss_D = 0.5 (GAN(D(A, G(A)), 0) + GAN(D(A, B), 1))`` [+ lambda_GP GP];
+``loss_G = GAN(D(A, G(A)), 1) + lambda_L1 |G(A) - B|_1``. Update order as in the reference: forward, D step,
+then G step with D frozen. In the Lab space (factor 3) A is L (1 channel), B is ab/110 (2 channels), D sees
+``cat(L, ab)`` and the L1 term is on the normalised ab.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from aircolor.config import RunConfig
+from aircolor.models.base import GANModel
+from aircolor.models.layers import set_requires_grad
+
+
+class Pix2Pix(GANModel):
+    family = "pix2pix"
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__(cfg)
+        self.G = self._generator(self.input_nc, self.output_nc)
+        self.D = self._discriminator(self.input_nc + self.output_nc)
+        self._adam("G", list(self.G.parameters()), cfg.train.lr_G)
+        self._adam("D", list(self.D.parameters()), cfg.train.lr_D)
+        self._finish()
+
+    def generate(self, a: torch.Tensor) -> torch.Tensor:
+        return self.G(self.as_input(a))
+
+    def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        a, b = self.as_input(batch["A"]), batch["B"]
+        fake = self.G(a)
+        set_requires_grad(self.D, True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        d = self.d_loss(self.D, torch.cat([a, b], 1), torch.cat([a, fake], 1))
+        d["D"].backward()
+        self.optimizers["D"].step()
+
+        set_requires_grad(self.D, False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        g_gan = self.gan(self.D(torch.cat([a, fake], 1)), True)
+        g_l1 = F.l1_loss(fake, b) * self.cfg.model.lambda_L1
+        (g_gan + g_l1).backward()
+        self.optimizers["G"].step()
+        set_requires_grad(self.D, True)
+        return {"G_GAN": g_gan, "G_L1": g_l1, **d}
