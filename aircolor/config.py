@@ -70,6 +70,7 @@ class ModelConfig:
     input_nc: int | None = _f(None, "generator input channels: 3 = gray repeated (the references), 1; lab: 1",
                               ge=1, le=3)
     netD: str | None = _f(None, f"discriminator: {', '.join(DISCRIMINATORS)}")
+    antialias: bool | None = _f(None, "anti-aliased down/up-sampling in G and D (CUT's default)")
     n_layers_D: int = _f(3, "PatchGAN depth (3 = 70x70 receptive field)", ge=0, le=8)
     ngf: int = _f(64, "generator width (filters in the first layer)", ge=1, le=1024)
     ndf: int = _f(64, "discriminator width (filters in the first layer)", ge=1, le=1024)
@@ -168,6 +169,7 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
                  "model.dropout": False, "model.init_type": "normal", "model.gan_mode": "lsgan",
                  "model.lambda_L1": 0.0, "model.pool_size": 50, "data.layout": "unaligned", "train.batch_size": 1},
     "cut": {"model.netG": "resnet_9blocks", "model.netD": "basic", "model.norm": "instance", "model.dropout": False,
+            "model.antialias": True,
             "model.init_type": "xavier", "model.gan_mode": "lsgan", "model.lambda_L1": 0.0, "model.pool_size": 0,
             "data.layout": "unaligned", "train.batch_size": 1},
     "bicyclegan": {"model.netG": "unet_256", "model.netD": "multiscale", "model.norm": "instance",
@@ -180,7 +182,7 @@ CUT_PRESETS: dict[str, dict[str, Any]] = {
     "fastcut": {"model.nce_idt": False, "model.lambda_NCE": 10.0, "model.flip_equivariance": True,
                 "train.n_epochs": 150, "train.n_epochs_decay": 50},
 }
-COMMON_DEFAULTS: dict[str, Any] = {"train.n_epochs": 100, "train.n_epochs_decay": 100, "model.nce_idt": False,
+COMMON_DEFAULTS: dict[str, Any] = {"model.antialias": False, "train.n_epochs": 100, "train.n_epochs_decay": 100, "model.nce_idt": False,
                                    "model.lambda_NCE": 0.0, "model.flip_equivariance": False}
 
 

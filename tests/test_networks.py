@@ -105,3 +105,24 @@ def test_init_is_seeded_and_follows_the_reference_scale():
         assert torch.equal(pa, pb), name
     conv = a.model.model[0]
     assert conv.weight.std().item() == pytest.approx(0.02, rel=0.3)
+
+
+def test_cut_antialiased_generator_matches_the_reference_layout():
+    plain = GENERATORS.build("resnet_9blocks", input_nc=3, output_nc=3, norm="instance")
+    net = GENERATORS.build("resnet_9blocks", input_nc=3, output_nc=3, norm="instance", antialias=True)
+    assert len(net.model) == 32 and count_parameters(net) == count_parameters(plain) == 11_378_179
+    feats = net(torch.zeros(1, 3, 256, 256), layers=[0, 4, 8, 12, 16], encode_only=True)
+    assert [tuple(f.shape[1:]) for f in feats] == [(3, 262, 262), (128, 256, 256), (256, 128, 128),
+                                                   (256, 64, 64), (256, 64, 64)]
+    assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    d = DISCRIMINATORS.build("basic", input_nc=3, norm="instance", antialias=True)
+    assert count_parameters(d) == 2_764_737 and d(torch.zeros(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+
+
+def test_antialias_filters_blur_and_upsample_without_gain():
+    from aircolor.models.antialias import Downsample, Upsample
+
+    flat = torch.ones(1, 2, 8, 8)
+    assert torch.allclose(Downsample(2)(flat), torch.ones(1, 2, 4, 4))
+    assert torch.allclose(Upsample(2)(flat), torch.ones(1, 2, 16, 16))
+    assert not list(Downsample(2).parameters()) and not list(Upsample(2).parameters())

@@ -60,7 +60,8 @@ class GANModel(nn.Module):
         m = self.cfg.model
         try:
             net = GENERATORS.build(prefix + str(m.netG), input_nc=input_nc, output_nc=output_nc, ngf=m.ngf, norm=m.norm,
-                                   dropout=bool(m.dropout), size=self.cfg.data.size, **extra)
+                                   dropout=bool(m.dropout), size=self.cfg.data.size, antialias=bool(m.antialias),
+                                   **extra)
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"model.netG {m.netG!r}: {exc.args[0]}") from None
         return init_weights(net, str(m.init_type), m.init_gain)
@@ -68,7 +69,8 @@ class GANModel(nn.Module):
     def _discriminator(self, input_nc: int) -> nn.Module:
         m = self.cfg.model
         try:
-            net = DISCRIMINATORS.build(str(m.netD), input_nc=input_nc, ndf=m.ndf, n_layers=m.n_layers_D, norm=m.norm)
+            net = DISCRIMINATORS.build(str(m.netD), input_nc=input_nc, ndf=m.ndf, n_layers=m.n_layers_D, norm=m.norm,
+                                       antialias=bool(m.antialias))
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"model.netD {m.netD!r}: {exc.args[0]}") from None
         return init_weights(net, str(m.init_type), m.init_gain)

@@ -8,10 +8,10 @@ The presets (factor 5): CUT = nce_idt on, lambda_NCE 1 (the paper's lambda_X = l
 nce_idt off, lambda_NCE 10, flip equivariance (the input batch is flipped with p = 0.5 and the output's
 features flipped back before PatchNCE), 150 + 50 epochs.
 
-The generator is the ResNet one; PatchNCE reads its modules at ``nce_layers`` (0, 4, 8, 12, 16). We use the
-plain stride-2 down/up-sampling of pix2pix's ResNet (the reference's ``--no_antialias --no_antialias_up``),
-where those indices are the padded input, the first down-sampling conv and three points in the residual
-trunk. The projection head F is built at construction time (see :mod:`aircolor.models.patch_sample`).
+The generator is the ResNet one, anti-aliased by default as in CUT's reference (``model.antialias``); PatchNCE
+reads its modules at ``nce_layers`` (0, 4, 8, 12, 16): the padded input, the two down-sampling convs and the
+outputs of residual blocks 1 and 5. The projection head F is built at construction time
+(see :mod:`aircolor.models.patch_sample`).
 """
 
 from __future__ import annotations

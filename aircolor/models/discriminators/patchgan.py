@@ -7,18 +7,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aircolor.models.antialias import Downsample
 from aircolor.models.layers import Norm, conv_bias, norm_layer
 from aircolor.models.registry import DISCRIMINATORS
 
 
-def _n_layer_stack(input_nc: int, ndf: int, n_layers: int, norm: Norm, *, all_bias: bool) -> list[nn.Module]:
+def _n_layer_stack(input_nc: int, ndf: int, n_layers: int, norm: Norm, *, all_bias: bool,
+                   antialias: bool = False) -> list[nn.Module]:
+    """With ``antialias`` (CUT) each stride-2 conv becomes ``Conv s1 -> [Norm] -> LReLU -> Downsample``."""
     bias = True if all_bias else conv_bias(norm)
-    layers: list[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+    if antialias:
+        layers: list[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, stride=1, padding=1), nn.LeakyReLU(0.2),
+                                   Downsample(ndf)]
+    else:
+        layers = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
     mult = 1
     for n in range(1, n_layers):
         prev, mult = mult, min(2 ** n, 8)
-        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1, bias=bias),
+        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1 if antialias else 2, padding=1, bias=bias),
                    norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2)]
+        if antialias:
+            layers.append(Downsample(ndf * mult))
     prev, mult = mult, min(2 ** n_layers, 8)
     layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1, bias=bias), norm_layer(norm, ndf * mult),
                nn.LeakyReLU(0.2), nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1)]
@@ -28,11 +37,13 @@ def _n_layer_stack(input_nc: int, ndf: int, n_layers: int, norm: Norm, *, all_bi
 class NLayerDiscriminator(nn.Module):
     """``n_layers`` stride-2 convs; receptive field 16/34/70/142/286 px for n_layers 1..5."""
 
-    def __init__(self, *, input_nc: int, ndf: int = 64, n_layers: int = 3, norm: Norm = "batch") -> None:
+    def __init__(self, *, input_nc: int, ndf: int = 64, n_layers: int = 3, norm: Norm = "batch",
+                 antialias: bool = False) -> None:
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        self.model = nn.Sequential(*_n_layer_stack(input_nc, ndf, n_layers, norm, all_bias=False))
+        self.model = nn.Sequential(*_n_layer_stack(input_nc, ndf, n_layers, norm, all_bias=False,
+                                                   antialias=antialias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -77,13 +88,15 @@ class MultiScaleDiscriminator(nn.Module):
 
 
 @DISCRIMINATORS.register("basic")
-def _basic(*, input_nc: int, ndf: int = 64, norm: Norm = "batch", **_: object) -> nn.Module:
-    return NLayerDiscriminator(input_nc=input_nc, ndf=ndf, n_layers=3, norm=norm)
+def _basic(*, input_nc: int, ndf: int = 64, norm: Norm = "batch", antialias: bool = False,
+           **_: object) -> nn.Module:
+    return NLayerDiscriminator(input_nc=input_nc, ndf=ndf, n_layers=3, norm=norm, antialias=antialias)
 
 
 @DISCRIMINATORS.register("n_layers")
-def _n_layers(*, input_nc: int, ndf: int = 64, n_layers: int = 3, norm: Norm = "batch", **_: object) -> nn.Module:
-    return NLayerDiscriminator(input_nc=input_nc, ndf=ndf, n_layers=n_layers, norm=norm)
+def _n_layers(*, input_nc: int, ndf: int = 64, n_layers: int = 3, norm: Norm = "batch", antialias: bool = False,
+              **_: object) -> nn.Module:
+    return NLayerDiscriminator(input_nc=input_nc, ndf=ndf, n_layers=n_layers, norm=norm, antialias=antialias)
 
 
 @DISCRIMINATORS.register("pixel")

@@ -2,8 +2,13 @@
 
 ``ReflPad3 -> Conv7 -> Norm -> ReLU``, two stride-2 down-sampling convs, ``n_blocks`` residual blocks at 4*ngf
 channels, two stride-2 transposed convs, ``ReflPad3 -> Conv7 -> Tanh``. Residual blocks use reflect padding
-and have no ReLU after the addition. Module indices in ``self.model`` are the reference's, so CUT can pick
-its PatchNCE layers (0, 4, 8, 12, 16) by index.
+and have no ReLU after the addition.
+
+With ``antialias`` (CUT's default) each down-sampling step is ``Conv3 s1 -> Norm -> ReLU -> Downsample`` and each
+up-sampling step ``Upsample -> Conv3 s1 -> Norm -> ReLU`` (same parameter count). Module indices in
+``self.model`` are the references', so CUT picks its PatchNCE layers (0, 4, 8, 12, 16) by index: with
+antialiasing they are the padded input, the first down conv at full resolution, the second at half resolution,
+and the outputs of residual blocks 1 and 5.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aircolor.models.antialias import Downsample, Upsample
 from aircolor.models.layers import Norm, conv_bias, norm_layer
 from aircolor.models.registry import GENERATORS
 
@@ -32,21 +38,26 @@ class ResnetBlock(nn.Module):
 
 class ResnetGenerator(nn.Module):
     def __init__(self, *, input_nc: int, output_nc: int, ngf: int = 64, norm: Norm = "instance",
-                 dropout: bool = False, n_blocks: int = 9) -> None:
+                 dropout: bool = False, n_blocks: int = 9, antialias: bool = False) -> None:
         super().__init__()
         bias = conv_bias(norm)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias),
                                    norm_layer(norm, ngf), nn.ReLU()]
         for i in range(2):
-            mult = 2 ** i
-            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
-                       norm_layer(norm, ngf * mult * 2), nn.ReLU()]
+            c = ngf * 2 ** i
+            if antialias:
+                layers += [nn.Conv2d(c, c * 2, 3, stride=1, padding=1, bias=bias), norm_layer(norm, c * 2), nn.ReLU(),
+                           Downsample(c * 2)]
+            else:
+                layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, c * 2), nn.ReLU()]
         layers += [ResnetBlock(ngf * 4, norm=norm, dropout=dropout) for _ in range(n_blocks)]
         for i in range(2):
-            mult = 2 ** (2 - i)
-            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
-                                          bias=bias),
-                       norm_layer(norm, ngf * mult // 2), nn.ReLU()]
+            c = ngf * 2 ** (2 - i)
+            if antialias:
+                layers += [Upsample(c), nn.Conv2d(c, c // 2, 3, stride=1, padding=1, bias=bias)]
+            else:
+                layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+            layers += [norm_layer(norm, c // 2), nn.ReLU()]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
@@ -67,9 +78,9 @@ class ResnetGenerator(nn.Module):
 
 def _resnet(n_blocks: int):
     def build(*, input_nc: int, output_nc: int, ngf: int = 64, norm: Norm = "instance", dropout: bool = False,
-              **_: object) -> ResnetGenerator:
+              antialias: bool = False, **_: object) -> ResnetGenerator:
         return ResnetGenerator(input_nc=input_nc, output_nc=output_nc, ngf=ngf, norm=norm, dropout=dropout,
-                               n_blocks=n_blocks)
+                               n_blocks=n_blocks, antialias=antialias)
     return build
 
 
