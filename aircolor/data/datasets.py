@@ -92,9 +92,16 @@ class PairTransform:
 
     def __call__(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         if self.preprocess == "none":
-            return images
-        if not self.train or self.preprocess == "resize":
-            return [self._resize(im, self.size) for im in images]
+            pass
+        elif not self.train or self.preprocess == "resize":
+            images = [self._resize(im, self.size) for im in images]
+        else:
+            images = self._crop(images)
+        if self.train and self.flip and bool(torch.rand(()) < 0.5):  # every preprocess flips, as in pix2pix
+            images = [im.flip(-1) for im in images]
+        return images
+
+    def _crop(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         if self.preprocess == "resize_and_crop":
             images = [self._resize(im, self.load_size) for im in images]
         h, w = images[0].shape[-2:]
@@ -103,10 +110,7 @@ class PairTransform:
             h, w = images[0].shape[-2:]
         top = int(torch.randint(0, h - self.size + 1, ()).item())
         left = int(torch.randint(0, w - self.size + 1, ()).item())
-        images = [im[..., top:top + self.size, left:left + self.size] for im in images]
-        if self.flip and bool(torch.rand(()) < 0.5):
-            images = [im.flip(-1) for im in images]
-        return images
+        return [im[..., top:top + self.size, left:left + self.size] for im in images]
 
     @staticmethod
     def _resize(im: torch.Tensor, size: int) -> torch.Tensor:
@@ -209,7 +213,8 @@ class UnalignedDataset(_Base):
         color = self.cache.get(b_path, "RGB")
         (gray,) = self.transform([gray])
         (color,) = self.transform([color])
-        a, b = to_model_space(gray, color, self.color_space)
+        a, _ = to_model_space(gray, None, self.color_space)  # A from the gray image, not from B's L (lab)
+        _, b = to_model_space(None, color, self.color_space)
         return {"A": a, "B": b, "path": str(a_path), "path_B": str(b_path)}
 
 

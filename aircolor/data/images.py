@@ -62,7 +62,11 @@ def open_fully(path: Path) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(path)
-            im.load()
+            try:
+                im.load()
+            except BaseException:
+                im.close()  # else the file stays open until garbage collection
+                raise
     except UnidentifiedImageError:
         raise Rejected("not an image (format not recognised)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -77,9 +81,12 @@ def open_fully(path: Path) -> Image.Image:
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)
     try:
-        return ImageOps.exif_transpose(im)
+        out = ImageOps.exif_transpose(im)
     except Exception:  # a broken EXIF block is not worth rejecting the pixels for
         return im
+    if out is not im:
+        im.close()  # ``out`` is a copy; a multi-frame file would otherwise stay open
+    return out
 
 
 def _transparent_fraction(im: Image.Image) -> float:

@@ -53,7 +53,7 @@ class PrepareOptions:
     def validate(self) -> None:
         if not 16 <= self.size <= 4096:
             raise UsageError(f"--size {self.size}: must be between 16 and 4096 pixels")
-        if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
+        if len(self.split) != 3 or not all(f >= 0 for f in self.split) or not abs(sum(self.split) - 1) <= 1e-6:
             raise UsageError(f"--split {','.join(f'{f:g}' for f in self.split)}: need three fractions "
                              "train,val,test that are >= 0 and sum to 1, e.g. 0.7,0.15,0.15")
         if self.split[0] <= 0:
@@ -132,8 +132,36 @@ def scan(root: Path, what: str) -> tuple[list[Path], int]:
 
 
 def output_name(rel: Path) -> str:
-    """A flat, unique output stem for a source path relative to its root (``a/b/x.jpg`` -> ``a__b__x``)."""
+    """A flat output stem for a source path relative to its root (``a/b/x.jpg`` -> ``a__b__x``)."""
     return "__".join(rel.with_suffix("").parts)
+
+
+def output_names(rels: Iterable[str]) -> dict[str, str]:
+    """:func:`output_name` of every path, made unique: stems that collide (``x.jpg``, ``x.png``) keep their
+    extension (``x__jpg``, ``x__png``), and a number is appended if that still collides."""
+    rels = list(rels)
+    stems = Counter(output_name(Path(r)) for r in rels)
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for r in rels:
+        base = output_name(Path(r))
+        if stems[base] > 1:
+            base = f"{base}__{Path(r).suffix.lstrip('.')}"
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base}__{n}"
+        used.add(name)
+        names[r] = name
+    return names
+
+
+def _source_sha256(path: Path) -> str:
+    """sha256 of an input file, or "" if it cannot be read (vetting then rejects it, saying why)."""
+    try:
+        return sha256_file(path)
+    except OSError:
+        return ""
 
 
 def fingerprint(options: PrepareOptions, sources: dict[str, list[tuple[str, str]]]) -> str:
@@ -155,9 +183,9 @@ def _write(path: Path, data: bytes) -> tuple[int, str]:
     return len(data), hashlib.sha256(data).hexdigest()
 
 
-def _process_color(task: tuple[str, str, str, int]) -> dict[str, Any]:
+def _process_color(task: tuple[str, str, str, str, int]) -> dict[str, Any]:
     """Vet one color tile and write its three encodings into the staging pool (worker process)."""
-    src, rel, pool, size = task
+    src, rel, name, pool, size = task
     vetted = vet_color(Path(src), size)
     if vetted.image is None:
         return {"rel": rel, "reason": vetted.reason}
@@ -166,7 +194,6 @@ def _process_color(task: tuple[str, str, str, int]) -> dict[str, Any]:
     ab = Image.new("RGB", (2 * size, size))
     ab.paste(a.convert("RGB"), (0, 0))
     ab.paste(b, (size, 0))
-    name = output_name(Path(rel))
     out = {"rel": rel, "name": name, "note": vetted.note, "files": {}}
     for role, im in (("A", a), ("B", b), ("AB", ab)):
         nbytes, digest = _write(Path(pool) / f"{name}.{role}.png", _png_bytes(im))
@@ -174,12 +201,11 @@ def _process_color(task: tuple[str, str, str, int]) -> dict[str, Any]:
     return out
 
 
-def _process_historical(task: tuple[str, str, str, int]) -> dict[str, Any]:
-    src, rel, out_dir, min_size = task
+def _process_historical(task: tuple[str, str, str, str, int]) -> dict[str, Any]:
+    src, rel, name, out_dir, min_size = task
     vetted = vet_historical(Path(src), min_size)
     if vetted.image is None:
         return {"rel": rel, "reason": vetted.reason}
-    name = output_name(Path(rel))
     nbytes, digest = _write(Path(out_dir) / "historical" / f"{name}.png", _png_bytes(vetted.image))
     return {"rel": rel, "name": name, "note": vetted.note,
             "files": {"historical": (*vetted.image.size, nbytes, digest)}}
@@ -258,7 +284,12 @@ def _write_manifest(path: Path, records: Iterable[Record]) -> None:
 
 
 def _clean_stale_staging(out_dir: Path) -> None:
-    """Remove staging folders of earlier runs whose process is gone (killed mid-run)."""
+    """Tidy up after an earlier run that was killed.
+
+    Staging folders whose process is gone are removed. A ``.OUT.old-*`` folder is the previous OUT_DIR, moved
+    aside just before the new one was renamed in: if the kill came between the two renames OUT_DIR is
+    missing, and the old one is put back; otherwise it is deleted.
+    """
     for stale in out_dir.parent.glob(f".{out_dir.name}.staging-*"):
         try:
             pid = int(stale.name.rsplit("-", 2)[-2])
@@ -267,6 +298,11 @@ def _clean_stale_staging(out_dir: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
         except (ValueError, IndexError, PermissionError):
             continue
+    for old in sorted(out_dir.parent.glob(f".{out_dir.name}.old-*")):
+        if not out_dir.exists():
+            os.rename(old, out_dir)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _swap_into_place(staging: Path, out_dir: Path) -> None:
@@ -307,15 +343,17 @@ def prepare(color_dir: Path, out_dir: Path, *, historical_dir: Path | None = Non
     hist_files, hist_ignored = scan(historical_dir, "--historical") if historical_dir else ([], 0)
     if not color_files:
         raise UsageError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {color_dir}")
-    if out_dir == color_dir or color_dir in out_dir.parents or out_dir in color_dir.parents:
-        raise UsageError(f"OUT_DIR {out_dir} overlaps the source folder {color_dir}; choose a separate folder")
+    for src_dir in (color_dir, historical_dir):
+        if src_dir is not None and (out_dir == src_dir or src_dir in out_dir.parents or out_dir in src_dir.parents):
+            raise UsageError(f"OUT_DIR {out_dir} overlaps the source folder {src_dir}; choose a separate folder")
 
     def rel(p: Path, root: Path) -> str:
         return p.relative_to(root).as_posix()
 
-    hashes = {rel(p, color_dir): sha256_file(p) for p in color_files}
-    hist_hashes = {rel(p, historical_dir): sha256_file(p) for p in hist_files} if historical_dir else {}
+    hashes = {rel(p, color_dir): _source_sha256(p) for p in color_files}
+    hist_hashes = {rel(p, historical_dir): _source_sha256(p) for p in hist_files} if historical_dir else {}
     fp = fingerprint(options, {"color": sorted(hashes.items()), "historical": sorted(hist_hashes.items())})
+    _clean_stale_staging(out_dir)
     if out_dir.exists():
         if _is_up_to_date(out_dir, fp):
             return PrepareResult(out_dir, up_to_date=True)
@@ -323,7 +361,6 @@ def prepare(color_dir: Path, out_dir: Path, *, historical_dir: Path | None = Non
             raise UsageError(f"{out_dir} already exists and was not built from these inputs and options; "
                              "pass --force to replace it, or choose another OUT_DIR")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale_staging(out_dir)
     stage = out_dir.parent / f".{out_dir.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     stage.mkdir()
     try:
@@ -342,7 +379,9 @@ def _build(stage: Path, color_dir: Path, color_files: list[Path], historical_dir
            hist_files: list[Path], hashes: dict[str, str], hist_hashes: dict[str, str],
            options: PrepareOptions, workers: int, fp: str) -> PrepareResult:
     pool = stage / ".pool"
-    tasks = [(str(p), p.relative_to(color_dir).as_posix(), str(pool), options.size) for p in color_files]
+    rels = [p.relative_to(color_dir).as_posix() for p in color_files]
+    names = output_names(rels)
+    tasks = [(str(p), r, names[r], str(pool), options.size) for p, r in zip(color_files, rels)]
     results = _run_tasks(_process_color, tasks, workers, "color tiles")
     rejected: list[tuple[str, str]] = []
     records: list[Record] = []
@@ -378,8 +417,9 @@ def _build(stage: Path, color_dir: Path, color_files: list[Path], historical_dir
     pool.rmdir()
     historical = 0
     if historical_dir is not None:
-        htasks = [(str(p), p.relative_to(historical_dir).as_posix(), str(stage), options.historical_min_size)
-                  for p in hist_files]
+        hrels = [p.relative_to(historical_dir).as_posix() for p in hist_files]
+        hnames = output_names(hrels)
+        htasks = [(str(p), r, hnames[r], str(stage), options.historical_min_size) for p, r in zip(hist_files, hrels)]
         for res in _run_tasks(_process_historical, htasks, workers, "historical"):
             if "reason" in res:
                 rejected.append((f"historical: {res['rel']}", res["reason"]))
