@@ -114,10 +114,15 @@ class TrainConfig:
     lr_decay_epochs: int = _f(50, "step policy: multiply lr by 0.1 every this many epochs", ge=1)
     seed: int = _f(0, "random seed", ge=0)
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "where to train")
-    amp: Literal["auto", "off", "bf16", "fp16"] = _f("auto", "mixed precision (auto: bf16 on GPU)")
-    checkpoint_every: int = _f(5, "epochs between checkpoints", ge=1)
+    amp: Literal["auto", "off", "bf16"] = _f("auto", "bf16 autocast (auto: on for CUDA, off on CPU)")
+    channels_last: Literal["auto", "on", "off"] = _f("auto", "channels_last memory format (auto: on for CUDA)")
+    fused_adam: Literal["auto", "on", "off"] = _f("auto", "fused Adam kernels (auto: on for CUDA)")
+    checkpoint_every: int = _f(5, "epochs between checkpoints (and one at the end)", ge=1)
+    resume: bool = _f(True, "continue from the run folder's last checkpoint if there is one")
     backend: Literal["local", "ray"] = _f("local", "run in-process or as a Ray Train job")
     workers: int = _f(1, "Ray Train workers (DDP when > 1)", ge=1, le=1024)
+    use_gpu: bool | None = _f(None, "Ray Train workers use a GPU (default: if the cluster has GPUs)")
+    cpus_per_worker: float = _f(1.0, "CPUs per Ray Train worker", gt=0)
     output_dir: str = _f("runs", "where checkpoints and run files go")
 
 
@@ -138,6 +143,7 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
+    enabled: bool = _f(True, "record the run in MLflow")
     tracking_uri: str | None = _f(None, "MLflow tracking URI (else $MLFLOW_TRACKING_URI, else ./mlruns)")
     experiment: str = _f("aircolor", "MLflow experiment name")
     run_name: str | None = _f(None, "MLflow run name")

@@ -8,7 +8,8 @@ them), plus optimizers, schedulers and image pools kept in plain dicts. Subclass
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -44,6 +45,8 @@ def lr_lambda(policy: str, n_epochs: int, n_epochs_decay: int, decay_every: int)
 
 class GANModel(nn.Module):
     family = ""
+    adversarial_keys: list[str] = []     # G's adversarial losses (the loss-curve figure's left panel)
+    discriminator_keys: list[str] = []   # D's losses (right panel)
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__()
@@ -54,6 +57,10 @@ class GANModel(nn.Module):
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.pools: dict[str, ImagePool] = {}
+        self._param_groups: dict[str, tuple[list[nn.Parameter], float]] = {}
+        self.amp_dtype: torch.dtype | None = None
+        self.channels_last = False
+        self.grad_sync: Callable[[list[torch.Tensor]], None] | None = None
 
     # ------------------------------------------------------------------ building
     def _generator(self, input_nc: int, output_nc: int, *, prefix: str = "", **extra: Any) -> nn.Module:
@@ -75,9 +82,46 @@ class GANModel(nn.Module):
             raise ConfigError(f"model.netD {m.netD!r}: {exc.args[0]}") from None
         return init_weights(net, str(m.init_type), m.init_gain)
 
-    def _adam(self, name: str, params: list[nn.Parameter], lr: float) -> None:
+    def _adam(self, name: str, params: list[nn.Parameter], lr: float, fused: bool = False) -> None:
         t = self.cfg.train
-        self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=(t.beta1, t.beta2))
+        self._param_groups[name] = (params, lr)
+        kwargs = {"fused": True} if fused else {}
+        self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=(t.beta1, t.beta2), **kwargs)
+
+    def prepare(self, device: torch.device | str, *, amp: bool = False, channels_last: bool = False,
+                fused_adam: bool = False, grad_sync: Callable[[list[torch.Tensor]], None] | None = None) -> "GANModel":
+        """Move to ``device`` and switch the fast paths on; call before loading a training state.
+
+        ``amp``: bf16 autocast for the forward passes. ``channels_last``: NHWC memory format for the networks and
+        inputs (faster convolutions on tensor cores). ``fused_adam``: rebuild the (still empty) optimizers with
+        fused CUDA kernels. ``grad_sync``: called with each optimizer's gradients before its step, to average
+        them across data-parallel workers.
+        """
+        device = torch.device(device)
+        self.to(device)
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+        self.amp_dtype = torch.bfloat16 if amp else None
+        self.grad_sync = grad_sync
+        if fused_adam and device.type == "cuda":
+            for name, (params, lr) in list(self._param_groups.items()):
+                self._adam(name, params, lr, fused=True)
+            self._finish()
+        return self
+
+    def step(self, name: str) -> None:
+        """Average gradients across workers (when data-parallel), then take optimizer ``name``'s step."""
+        optimizer = self.optimizers[name]
+        if self.grad_sync is not None:
+            self.grad_sync([p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None])
+        optimizer.step()
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        device = next(self.parameters()).device.type
+        return torch.autocast(device_type=device, dtype=self.amp_dtype)
 
     def _finish(self) -> None:
         """Create one scheduler per optimizer, same rule for all (call at the end of ``__init__``)."""
@@ -109,8 +153,11 @@ class GANModel(nn.Module):
         """One optimisation step on ``batch``; the named losses as floats (or detached tensors if not ``sync``)."""
         self.train()
         device = next(self.parameters()).device
-        batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-        losses = self._step(batch)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        batch = {k: v.to(device, non_blocking=True, memory_format=fmt) if torch.is_tensor(v) else v
+                 for k, v in batch.items()}
+        with self.autocast():
+            losses = self._step(batch)
         if not sync:
             return {k: v.detach() for k, v in losses.items()}
         return {k: float(v.detach()) for k, v in losses.items()}
@@ -146,12 +193,15 @@ class GANModel(nn.Module):
         """Gray images (B, 1, H, W) in [-1, 1] -> RGB (B, 3, H, W) in [-1, 1], via Lab when the model works there."""
         was_training = self.training
         self.train(not eval_mode)
+        gray = gray.to(next(self.parameters()).device)
         try:
             if self.color_space == "lab":
-                L = gray_to_L((gray + 1) / 2)
-                ab = self.generate(L)
-                return decode_lab(L, ab) * 2 - 1
-            return self.generate(gray)
+                L = gray_to_L((gray.float() + 1) / 2)
+                with self.autocast():
+                    ab = self.generate(L)
+                return decode_lab(L, ab.float()) * 2 - 1
+            with self.autocast():
+                return self.generate(gray).float()
         finally:
             self.train(was_training)
 

@@ -25,6 +25,8 @@ from aircolor.models.layers import init_weights, set_requires_grad
 
 class BicycleGAN(GANModel):
     family = "bicyclegan"
+    adversarial_keys = ["G_GAN", "G_GAN2"]
+    discriminator_keys = ["D_real", "D_fake", "D_real2", "D_fake2"]
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
@@ -74,8 +76,8 @@ class BicycleGAN(GANModel):
         out["z_L1"] = (mu2 - z_rand).abs().mean() * m.lambda_z
         set_requires_grad(self.E, True)
         sum(out.values()).backward()
-        self.optimizers["G"].step()
-        self.optimizers["E"].step()
+        self.step("G")
+        self.step("E")
 
         set_requires_grad([self.D, self.D2], True)
         self.optimizers["D"].zero_grad(set_to_none=True)
@@ -83,8 +85,8 @@ class BicycleGAN(GANModel):
         d1 = self.d_loss(self.D, b_enc, fake_enc, halve=False)  # the reference does not halve D's loss here
         d2 = self.d_loss(self.D2, b_rand, fake_rand, halve=False)
         (d1["D"] + d2["D"]).backward()
-        self.optimizers["D"].step()
-        self.optimizers["D2"].step()
+        self.step("D")
+        self.step("D2")
         out.update({f"{k}": v for k, v in d1.items()})
         out.update({f"{k}2": v for k, v in d2.items()})
         return out

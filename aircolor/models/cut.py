@@ -29,6 +29,8 @@ from aircolor.models.patch_sample import PatchSampleF
 
 class CUT(GANModel):
     family = "cut"
+    adversarial_keys = ["G_GAN"]
+    discriminator_keys = ["D_real", "D_fake"]
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
@@ -80,7 +82,7 @@ class CUT(GANModel):
         self.optimizers["D"].zero_grad(set_to_none=True)
         d = self.d_loss(self.D, b, fake_b)
         d["D"].backward()
-        self.optimizers["D"].step()
+        self.step("D")
 
         set_requires_grad(self.D, False)
         self.optimizers["G"].zero_grad(set_to_none=True)
@@ -94,7 +96,7 @@ class CUT(GANModel):
         else:
             loss = loss + out["NCE"]
         loss.backward()
-        self.optimizers["G"].step()
-        self.optimizers["F"].step()
+        self.step("G")
+        self.step("F")
         set_requires_grad(self.D, True)
         return {**out, **d}

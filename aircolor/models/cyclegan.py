@@ -26,6 +26,8 @@ from aircolor.models.pool import ImagePool
 
 class CycleGAN(GANModel):
     family = "cyclegan"
+    adversarial_keys = ["G_A", "G_B"]
+    discriminator_keys = ["D_A", "D_B"]
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
@@ -59,14 +61,14 @@ class CycleGAN(GANModel):
             out["idt_A"] = F.l1_loss(self.G_A(self.color_as_input(b)), b) * m.lambda_B * m.lambda_identity
             out["idt_B"] = F.l1_loss(self.G_B(self._to_b(a)), a) * m.lambda_A * m.lambda_identity
         sum(out.values()).backward()
-        self.optimizers["G"].step()
+        self.step("G")
 
         set_requires_grad([self.D_A, self.D_B], True)
         self.optimizers["D"].zero_grad(set_to_none=True)
         d_a = self.d_loss(self.D_A, b, self.pools["fake_B"].query(fake_b))
         d_b = self.d_loss(self.D_B, a, self.pools["fake_A"].query(fake_a))
         (d_a["D"] + d_b["D"]).backward()
-        self.optimizers["D"].step()
+        self.step("D")
         out.update({f"{k}_A": v for k, v in d_a.items()})
         out.update({f"{k}_B": v for k, v in d_b.items()})
         return out

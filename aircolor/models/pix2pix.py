@@ -18,6 +18,8 @@ from aircolor.models.layers import set_requires_grad
 
 class Pix2Pix(GANModel):
     family = "pix2pix"
+    adversarial_keys = ["G_GAN"]
+    discriminator_keys = ["D_real", "D_fake"]
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
@@ -37,13 +39,13 @@ class Pix2Pix(GANModel):
         self.optimizers["D"].zero_grad(set_to_none=True)
         d = self.d_loss(self.D, torch.cat([a, b], 1), torch.cat([a, fake], 1))
         d["D"].backward()
-        self.optimizers["D"].step()
+        self.step("D")
 
         set_requires_grad(self.D, False)
         self.optimizers["G"].zero_grad(set_to_none=True)
         g_gan = self.gan(self.D(torch.cat([a, fake], 1)), True)
         g_l1 = F.l1_loss(fake, b) * self.cfg.model.lambda_L1
         (g_gan + g_l1).backward()
-        self.optimizers["G"].step()
+        self.step("G")
         set_requires_grad(self.D, True)
         return {"G_GAN": g_gan, "G_L1": g_l1, **d}
