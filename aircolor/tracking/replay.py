@@ -1,0 +1,154 @@
+"""``aircolor tracking replay``: send spooled tracking records that a run could not deliver, exactly once.
+
+Each spool file is locked while it is replayed (a tracker that is still running holds its own lock, so its spool is
+skipped), its records are sent in order and acknowledged one by one in the file, and the file is deleted when all
+are sent. A second replay, or one after a crash halfway, sends nothing twice: acknowledged records are skipped and
+the first unacknowledged one is checked against the server before it is sent.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aircolor.errors import UsageError
+from aircolor.tracking.sender import RunSender, error_line, is_run_missing, is_transient, short_http
+from aircolor.tracking.spool import SpoolError, SpoolState, dump_line, find_spools, parse_spool
+from aircolor.tracking.uri import redact_uri, validate_tracking_uri
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did. ``kept``: spool files left for a later replay, with the reason."""
+
+    spools: int = 0
+    completed: list[Path] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
+    records: Counter[str] = field(default_factory=Counter)  # records sent, by kind
+    items: Counter[str] = field(default_factory=Counter)  # params, tags, metric points, artifacts sent, by kind
+    in_use: list[Path] = field(default_factory=list)
+    kept: dict[Path, str] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every spool found was sent completely."""
+        return not self.kept and not self.in_use
+
+    @property
+    def sent(self) -> int:
+        return sum(self.records.values())
+
+    def format(self) -> str:
+        if not self.spools:
+            return "nothing to replay: no *.spool.jsonl files found"
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.items.items())) or "nothing new"
+        head = (f"{self.spools} spool file(s): {len(self.completed)} sent completely and deleted; "
+                f"{self.sent} record(s) sent ({kinds}) to {len(self.runs)} run(s)")
+        lines = [head]
+        lines += [f"  in use by a running tracker, skipped: {p}" for p in self.in_use]
+        lines += [f"  kept for a later replay: {p}: {why}" for p, why in self.kept.items()]
+        lines += [f"  refused by MLflow and dropped: {r}" for r in self.rejected]
+        return "\n".join(lines)
+
+
+def replay(spool_dir: str | os.PathLike[str], tracking_uri: str | None = None, *, http_timeout_s: int = 60,
+           http_retries: int = 2) -> ReplayResult:
+    """Send every spool under ``spool_dir`` (a folder, searched recursively, or one spool file).
+
+    ``tracking_uri``: send there instead of the URI each spool recorded (e.g. the server moved).
+    """
+    root = Path(spool_dir)
+    if not root.exists():
+        raise UsageError(f"spool folder {root} does not exist; pass the spool_dir the run was given "
+                         "(the warning at the end of the run names it)")
+    uri = validate_tracking_uri(tracking_uri, "--tracking-uri") if tracking_uri else None
+    result = ReplayResult()
+    with short_http.apply(http_timeout_s, http_retries):
+        for path in find_spools(root):
+            result.spools += 1
+            _replay_file(path, uri, result)
+    return result
+
+
+def _replay_file(path: Path, uri: str | None, result: ReplayResult) -> None:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND)
+    except FileNotFoundError:  # its tracker sent everything meanwhile
+        result.spools -= 1
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            result.in_use.append(path)
+            return
+        if os.fstat(fd).st_nlink == 0:  # deleted by its tracker between open and lock: all sent
+            result.spools -= 1
+            return
+        try:
+            state = parse_spool(path, _read_whole(fd))
+        except SpoolError as exc:
+            result.kept[path] = str(exc)
+            return
+        _send_pending(fd, state, uri, result)
+    finally:
+        os.close(fd)
+
+
+def _read_whole(fd: int) -> bytes:
+    """The file's bytes, with a torn last line (a crash mid-append) cut off so that our appends start a line."""
+    chunks = []
+    while chunk := os.pread(fd, 1 << 20, sum(len(c) for c in chunks)):
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        os.ftruncate(fd, end)
+        data = data[:end]
+    return data
+
+
+def _send_pending(fd: int, state: SpoolState, uri: str | None, result: ReplayResult) -> None:
+    from mlflow import MlflowClient
+
+    target = uri or state.header["tracking_uri"]
+    sender = RunSender(MlflowClient(target), state.header, state.run_id, state.path.parent)
+    for index, rec in enumerate(state.pending):
+        try:
+            count = sender.send(rec, check_existing=index == 0)
+        except Exception as exc:
+            if (is_transient(exc) or is_run_missing(exc) or isinstance(exc, UsageError)
+                    or rec["kind"] in ("start", "reopen")):
+                if is_run_missing(exc):
+                    result.kept[state.path] = (f"run {sender.run_id} does not exist at {redact_uri(target)}; replay "
+                                               "with --tracking-uri set to the server it was logged to")
+                else:
+                    result.kept[state.path] = f"{redact_uri(target)}: {error_line(exc)}"
+                break
+            result.rejected.append(f"{state.path.name} record {rec['seq']} ({rec['kind']}): {error_line(exc)}")
+            count = 0
+        else:
+            result.records[rec["kind"]] += 1
+            result.items[_item_name(rec["kind"])] += count
+        if rec["kind"] == "start":
+            os.write(fd, dump_line({"kind": "run_id", "run_id": sender.run_id}))
+        os.write(fd, dump_line({"kind": "ack", "upto": rec["seq"]}))
+        os.fsync(fd)
+        if rec["kind"] == "artifact":
+            shutil.rmtree(state.files_dir / str(rec["seq"]), ignore_errors=True)
+        if sender.run_id and sender.run_id not in result.runs:
+            result.runs.append(sender.run_id)
+    else:
+        state.path.unlink(missing_ok=True)
+        shutil.rmtree(state.files_dir, ignore_errors=True)
+        result.completed.append(state.path)
+
+
+def _item_name(kind: str) -> str:
+    return {"metrics": "metric points", "artifact": "artifacts", "start": "runs created", "reopen": "runs reopened",
+            "end": "runs ended"}.get(kind, kind)
