@@ -123,6 +123,54 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
     keys.set_defaults(func=_cmd_config_keys)
 
 
+# --------------------------------------------------------------------------------------------- train
+def _cmd_train(args: argparse.Namespace) -> int:
+    from aircolor.config import load_config
+
+    overrides = list(args.overrides)
+    if args.ray or args.address:
+        overrides.append("train.backend=ray")
+    if args.workers is not None:
+        overrides.append(f"train.workers={args.workers}")
+    cfg = load_config(args.config, overrides)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # we print one summary below
+    from aircolor.tracking import resolve_tracking_uri
+    from aircolor.training import run
+
+    uri = resolve_tracking_uri(cfg.tracking.tracking_uri, args.tracking_uri)
+    result = run(cfg, tracking_uri=uri, address=args.address)
+    print(f"{result.status}: {result.epochs} epochs, {result.iterations} iterations; run folder {result.run_dir}")
+    if result.reason:
+        print(f"reason: {result.reason}")
+    for key in sorted(result.metrics):
+        print(f"  {key:28s} {result.metrics[key]:.4f}")
+    if result.run_id:
+        where = uri if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
+        print(f"MLflow run {result.run_id} in experiment '{cfg.tracking.experiment}' ({where})")
+    return 0 if result.ok else 1
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train one model (in-process, or as a Ray Train job)",
+        description="Train one run of CONFIG (YAML) with dotted KEY=VALUE overrides. Checkpoints, samples and the "
+                    "exported generator go to <train.output_dir>/<run name>; everything is logged to MLflow. "
+                    "Running the same config again resumes from its last checkpoint.",
+        **_examples("""
+            aircolor train aircolor/configs/demo_cpu.yaml model.ngf=32 data.size=64
+            aircolor train run.yaml --ray --workers 2                     # Ray Train, DDP over 2 workers
+            aircolor train run.yaml --address ray://head:10001 train.use_gpu=true
+        """))
+    p.add_argument("config", metavar="CONFIG.yaml", help="run configuration")
+    p.add_argument("overrides", metavar="KEY=VALUE", nargs="*", help="dotted overrides, e.g. model.ngf=32")
+    p.add_argument("--ray", action="store_true", help="run as a Ray Train job (same as train.backend=ray)")
+    p.add_argument("--address", help="Ray cluster address (auto, ray://HOST:10001); implies --ray")
+    p.add_argument("--workers", type=int, help="Ray Train workers (DDP when > 1)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: tracking.tracking_uri, "
+                                          "$MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)")
+    p.set_defaults(func=_cmd_train)
+
+
 # --------------------------------------------------------------------------------------------- models
 def _cmd_models_summary(args: argparse.Namespace) -> int:
     import json
@@ -171,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_config(sub)
     _add_models(sub)
+    _add_train(sub)
+    from aircolor.metrics.cli import register_cli as add_metrics
+    from aircolor.tracking.cli import register_cli as add_tracking
+
+    add_metrics(sub)
+    add_tracking(sub)
     return parser
 
 

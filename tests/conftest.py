@@ -31,3 +31,66 @@ def prepared_sample(tmp_path_factory: pytest.TempPathFactory, sample_data: Path)
     prepare(sample_data / "color", out, historical_dir=sample_data / "historical",
             options=PrepareOptions(size=32), workers=1)
     return out
+
+
+@pytest.fixture(scope="session")
+def prepared_64(tmp_path_factory: pytest.TempPathFactory, sample_data: Path) -> Path:
+    """The whole sample prepared at ``--size 64`` (for models whose multi-scale D needs 64 px). Read-only."""
+    from aircolor.data.prepare import PrepareOptions, prepare
+
+    out = tmp_path_factory.mktemp("prepared_64") / "out"
+    prepare(sample_data / "color", out, historical_dir=sample_data / "historical",
+            options=PrepareOptions(size=64, group_by=r"(\d+)_15_"), workers=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """One real ``mlflow server`` on 127.0.0.1 for the session (tests may stop/start it; it is restarted here)."""
+    from mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-session"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mlflow_uri(mlflow_server) -> str:
+    """The session server's URL, with the server running (a test before may have stopped it)."""
+    if not mlflow_server.healthy():
+        mlflow_server.start()
+    return mlflow_server.url
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(inception_weights):
+    """One local Ray cluster (2 CPUs) for the whole session, as on a laptop; shut down at the end."""
+    import os
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")           # Ray 2.60 local clusters want a token otherwise
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    import ray
+
+    env = {k: os.environ[k] for k in ("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "AIRCOLOR_INCEPTION_WEIGHTS",
+                                      "AIRCOLOR_CACHE_DIR")
+           if k in os.environ}
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def inception_weights(tmp_path_factory: pytest.TempPathFactory):
+    """A randomly initialised Inception weights file in torch-fidelity's format (nothing can be downloaded here),
+    exported as ``AIRCOLOR_INCEPTION_WEIGHTS`` for the whole session, and a private real-features cache."""
+
+    from aircolor.metrics.weights import make_random_weights
+
+    folder = tmp_path_factory.mktemp("inception")
+    path = make_random_weights(folder / "pt_inception-random.pth", seed=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRCOLOR_INCEPTION_WEIGHTS", str(path))
+        mp.setenv("AIRCOLOR_CACHE_DIR", str(folder / "cache"))
+        yield path

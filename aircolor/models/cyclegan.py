@@ -44,6 +44,17 @@ class CycleGAN(GANModel):
     def generate(self, a: torch.Tensor) -> torch.Tensor:
         return self.G_A(self.as_input(a))
 
+    @torch.no_grad()
+    def decolorize(self, b: torch.Tensor) -> torch.Tensor:
+        """G_B: color (B, 3, H, W) in [-1, 1] -> its gray version (the B -> A direction of the study's FID)."""
+        was_training = self.training
+        self.eval()
+        try:
+            with self.autocast():
+                return self.G_B(b).float()
+        finally:
+            self.train(was_training)
+
     def _to_b(self, a: torch.Tensor) -> torch.Tensor:
         return a if a.size(1) == self.output_nc else a.expand(-1, self.output_nc, -1, -1)
 

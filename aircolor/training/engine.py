@@ -1,0 +1,110 @@
+"""``run(config) -> Result``: one training run, in this process or as a Ray Train job.
+
+Example::
+
+    from aircolor.config import load_config
+    from aircolor.training import run
+
+    result = run(load_config("aircolor/configs/demo_cpu.yaml", ["train.n_epochs=1"]))
+    print(result.status, result.metrics, result.run_id)
+
+The run folder ``<train.output_dir>/<run name>`` holds the resolved ``config.yaml``, ``checkpoints/last.pt``,
+``run.json`` (the MLflow run id, so a resumed run logs into the same MLflow run), the loss curves, sample grids
+and the exported generator ``model/generator.pt``. The run name is ``tracking.run_name`` or the family plus a
+hash of the resolved config, so running the same config again resumes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from aircolor import __version__
+from aircolor.config import RunConfig, dump_yaml
+from aircolor.training.context import RunContext, describe_device
+from aircolor.training.loop import Result, resolve_device, train_loop
+from aircolor.utils import atomic_write_text
+
+
+def run_name_for(cfg: RunConfig) -> str:
+    if cfg.tracking.run_name:
+        return cfg.tracking.run_name
+    digest = hashlib.sha256(dump_yaml(cfg).encode()).hexdigest()[:10]
+    label = f"{cfg.model.family}-{cfg.model.cut_mode}" if cfg.model.family == "cut" else cfg.model.family
+    return f"{label}-{digest}"
+
+
+def run_dir_for(cfg: RunConfig) -> Path:
+    return (Path(cfg.train.output_dir) / run_name_for(cfg)).resolve()
+
+
+class NullTracker:
+    """Stands in for MLflow on workers other than rank 0 (and when tracking is off)."""
+
+    run_id: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+def _manifest_sha256(cfg: RunConfig) -> str:
+    path = Path(cfg.data.root) / "manifest.parquet"
+    if not path.is_file():
+        return ""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def open_tracker(cfg: RunConfig, run_dir: Path, ctx: RunContext, *, tracking_uri: str | None,
+                 parent_run_id: str | None) -> Any:
+    """The MLflow tracker of this run (rank 0 only), reopening the run a resumed run started."""
+    if not ctx.is_main or not cfg.tracking.enabled:
+        return NullTracker()
+    from aircolor.tracking import Tracker, params_from_config, resolve_tracking_uri, run_tags
+
+    state_file = run_dir / "run.json"
+    previous = json.loads(state_file.read_text()).get("run_id") if state_file.is_file() else None
+    if previous and not cfg.train.resume:
+        previous = None
+    tracker = Tracker(resolve_tracking_uri(cfg.tracking.tracking_uri, tracking_uri), cfg.tracking.experiment,
+                      run_name=run_dir.name, run_id=previous, parent_run_id=parent_run_id,
+                      spool_dir=run_dir / "mlflow-spool").start()
+    if tracker.run_id:
+        atomic_write_text(state_file, json.dumps({"run_id": tracker.run_id}) + "\n")
+    if not previous:
+        tracker.log_params(params_from_config(cfg))
+        tags = run_tags(cfg)
+        tags.update({"device": describe_device(ctx.device), "workers": str(ctx.world_size),
+                     "data.manifest_sha256": _manifest_sha256(cfg), "aircolor.version": __version__,
+                     "host": socket.gethostname()})
+        tracker.set_tags(tags)
+    return tracker
+
+
+def open_run(cfg: RunConfig, ctx: RunContext, *, tracking_uri: str | None = None,
+             parent_run_id: str | None = None) -> Result:
+    """Set up the run folder, tracker and evaluator for ``ctx`` and train."""
+    from aircolor.training.evaluation import Evaluator
+
+    run_dir = run_dir_for(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tracker = open_tracker(cfg, run_dir, ctx, tracking_uri=tracking_uri, parent_run_id=parent_run_id)
+    evaluator = Evaluator(cfg, ctx.device, run_dir) if ctx.is_main else None
+    try:
+        return train_loop(cfg, ctx, run_dir=run_dir, tracker=tracker, evaluator=evaluator)
+    except BaseException as exc:
+        if ctx.is_main:
+            tracker.set_tags({"failure_reason": f"{exc.__class__.__name__}: {exc}"[:5000]})
+            tracker.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+
+
+def run(cfg: RunConfig, *, tracking_uri: str | None = None, address: str | None = None) -> Result:
+    """Train one run of ``cfg``: in this process, or with Ray Train when ``train.backend`` is ``ray``."""
+    if cfg.train.backend == "ray":
+        from aircolor.training.ray_backend import run_on_ray
+
+        return run_on_ray(cfg, address=address, tracking_uri=tracking_uri)
+    return open_run(cfg, RunContext(device=resolve_device(cfg)), tracking_uri=tracking_uri)

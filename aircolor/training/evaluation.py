@@ -1,0 +1,130 @@
+"""Evaluation during training: the study's metrics on fixed images, sample grids, and the gray-copy baseline.
+
+Every ``metrics.eval_every`` epochs the model colorizes
+
+* the validation tiles (gray copy in, ground truth known): FID / IS / KID against the real tiles and the paired
+  metrics PSNR / SSIM / Delta E 2000, plus colorfulness; logged as ``val.<metric>``;
+* for CycleGAN also the B -> A direction (G_B's gray versions of the real color tiles against the real gray
+  copies): ``val.fid_BA``, and ``val.fid_mean``, the average of the two FIDs as in the study;
+* the real historical photos (no ground truth): FID / KID against the modern color test tiles, IS and
+  colorfulness; logged as ``hist.<metric>``.
+
+Before training, the same metrics of the gray copy itself (the input returned unchanged as RGB) are logged as
+``baseline.val.<metric>``: a model that does not beat doing nothing has learnt nothing useful. The number of
+images behind every FID is logged with it (``val.n_fake``, ``val.n_real``). All images are resized to
+``data.size``; they are the same at every evaluation, so curves are comparable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aircolor.config import RunConfig
+from aircolor.data.datasets import AlignedDataset, SingleDataset, list_images
+from aircolor.training.plots import grid_png, to_uint8
+
+
+def _stack(dataset: Any, key: str) -> torch.Tensor:
+    return torch.stack([dataset[i][key] for i in range(len(dataset))])
+
+
+def _u8(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float (N, C, H, W) -> uint8 RGB (N, 3, H, W)."""
+    out = x.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return out.expand(-1, 3, -1, -1).contiguous() if out.size(1) == 1 else out
+
+
+class Evaluator:
+    def __init__(self, cfg: RunConfig, device: torch.device, run_dir: Path) -> None:
+        self.cfg, self.device, self.run_dir = cfg, device, run_dir
+        root, size, limit = Path(cfg.data.root), cfg.data.size, cfg.metrics.max_images
+        common = dict(color_space="rgb", size=size, preprocess="resize", train=False, cache=False, max_images=limit)
+        val = AlignedDataset(root, "val", **common)
+        self.val_gray, self.val_real = _stack(val, "A"), _u8(_stack(val, "B"))
+        self.val_names = [Path(p).stem for p in val.paths]
+        test_dir = root / "aligned" / "test"
+        test = AlignedDataset(root, "test", **common) if test_dir.is_dir() and list_images(test_dir) else val
+        self.test_real = _u8(_stack(test, "B"))
+        hist_dir = root / "historical"
+        self.hist_gray = None
+        if hist_dir.is_dir() and list_images(hist_dir):
+            self.hist_gray = _stack(SingleDataset(hist_dir, **common), "A")
+        manifest = root / "manifest.parquet"
+        self.data_key = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else None
+        self.tagged = False
+
+    # ------------------------------------------------------------------ helpers
+    def _metrics(self, fake: torch.Tensor, real: torch.Tensor | None, split: str, *, paired: bool = True,
+                 only_fid: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
+        from aircolor.metrics import evaluate
+
+        mcfg = self.cfg.metrics
+        if only_fid:
+            mcfg = dataclasses.replace(mcfg, isc=False, kid=False, paired=False)
+        key = f"{self.data_key}:{split}:{self.cfg.data.size}" if self.data_key else None
+        result = evaluate(fake, real, mcfg, real_key=key, paired=paired, device=self.device)
+        return result.metrics, result.info
+
+    def _tag(self, tracker: Any, info: dict[str, Any]) -> None:
+        if self.tagged:
+            return
+        tracker.set_tags({"inception.weights_sha256": str(info.get("weights_sha256", "")),
+                          "nonstandard_weights": str(bool(info.get("nonstandard_weights"))).lower()})
+        self.tagged = True
+
+    @torch.no_grad()
+    def _colorize(self, model: Any, gray: torch.Tensor) -> torch.Tensor:
+        bs = self.cfg.metrics.batch_size
+        return torch.cat([model.colorize(gray[i:i + bs].to(self.device)).cpu() for i in range(0, len(gray), bs)])
+
+    # ------------------------------------------------------------------ public
+    def baseline(self, tracker: Any) -> dict[str, float]:
+        """Metrics of the gray copy returned unchanged as RGB, logged once as ``baseline.val.*`` at step 0."""
+        metrics, info = self._metrics(_u8(self.val_gray), self.val_real, "val")
+        self._tag(tracker, info)
+        out = {f"baseline.val.{k}": v for k, v in metrics.items()}
+        tracker.log_metrics(out, step=0)
+        return out
+
+    def evaluate(self, model: Any, epoch: int, tracker: Any) -> dict[str, float]:
+        fake = self._colorize(model, self.val_gray)
+        fake_u8 = _u8(fake)
+        metrics, info = self._metrics(fake_u8, self.val_real, "val")
+        self._tag(tracker, info)
+        out = {f"val.{k}": v for k, v in metrics.items()}
+        if hasattr(model, "decolorize") and self.cfg.metrics.fid:
+            gray_fake = model.decolorize(self.val_real.float().div(127.5).sub(1).to(self.device))
+            ba, _ = self._metrics(_u8(gray_fake), _u8(self.val_gray), "val-gray", only_fid=True)
+            out["val.fid_BA"] = ba["fid"]
+            out["val.fid_mean"] = 0.5 * (out["val.fid"] + ba["fid"])
+        grids = [self._grid(fake_u8, epoch)]
+        if self.hist_gray is not None:
+            hist = _u8(self._colorize(model, self.hist_gray))
+            hmetrics, _ = self._metrics(hist, self.test_real, "test", paired=False)
+            out.update({f"hist.{k}": v for k, v in hmetrics.items()})
+            grids.append(self._hist_grid(hist, epoch))
+        tracker.log_metrics(out, step=epoch)
+        for grid in grids:
+            if grid is not None:
+                tracker.log_artifact(grid, "samples")
+        return out
+
+    def _grid(self, fake_u8: torch.Tensor, epoch: int) -> Path | None:
+        n = min(self.cfg.tracking.sample_images, len(fake_u8))
+        if n == 0:
+            return None
+        rows = [[to_uint8(self.val_gray[i:i + 1])[0], fake_u8[i].permute(1, 2, 0).numpy(),
+                 self.val_real[i].permute(1, 2, 0).numpy()] for i in range(n)]
+        return grid_png(rows, self.run_dir / "samples" / f"val_epoch_{epoch:04d}.png")
+
+    def _hist_grid(self, hist_u8: torch.Tensor, epoch: int) -> Path | None:
+        n = min(self.cfg.tracking.sample_images, len(hist_u8))
+        if n == 0:
+            return None
+        rows = [[to_uint8(self.hist_gray[i:i + 1])[0], hist_u8[i].permute(1, 2, 0).numpy()] for i in range(n)]
+        return grid_png(rows, self.run_dir / "samples" / f"historical_epoch_{epoch:04d}.png")

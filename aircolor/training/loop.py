@@ -1,0 +1,259 @@
+"""The training loop shared by every model and every launcher (in-process or a Ray Train worker).
+
+Per epoch: seed from ``(seed, epoch, rank)``, iterate the shuffled shard of the training set, take one
+``train_step`` per batch, log the losses every ``tracking.log_every`` iterations (window means; the only host
+syncs of the loop), step the learning-rate schedules, evaluate every ``metrics.eval_every`` epochs, and
+checkpoint every ``train.checkpoint_every`` epochs and at the end.
+
+Seeding each epoch from ``(seed, epoch, rank)`` (model init is seeded separately) makes a run's randomness a
+function of the epoch alone: a run resumed from the checkpoint of epoch k continues exactly as the run that
+never stopped (tested on CPU). A NaN/Inf loss stops the run at the next log step with status FAILED and the
+reason; the last checkpoint, written while every loss was finite, is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from aircolor.config import RunConfig, config_to_dict, dump_yaml
+from aircolor.data.datasets import build_dataset
+from aircolor.models import build_model
+from aircolor.models.base import GANModel
+from aircolor.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from aircolor.training.context import RunContext
+from aircolor.training.plots import loss_curve_png
+from aircolor.utils import atomic_write_text
+
+
+@dataclass
+class Result:
+    status: str                      # FINISHED or FAILED
+    epochs: int                      # epochs completed
+    iterations: int
+    metrics: dict[str, float]        # the last evaluation
+    run_dir: str
+    checkpoint: str | None = None
+    generator: str | None = None     # the exported generator (what `aircolor colorize` loads)
+    run_id: str | None = None        # MLflow run id
+    reason: str | None = None        # why the run failed
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "FINISHED"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Diverged(RuntimeError):
+    """A loss became NaN or Inf."""
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return (seed * 1_000_003 + epoch * 10_007 + rank * 101) % (2 ** 63)
+
+
+def total_epochs(cfg: RunConfig) -> int:
+    return int(cfg.train.n_epochs or 0) + int(cfg.train.n_epochs_decay or 0)
+
+
+def resolve_device(cfg: RunConfig) -> torch.device:
+    want = cfg.train.device
+    if want == "cuda" and not torch.cuda.is_available():
+        from aircolor.errors import UsageError
+
+        raise UsageError("train.device is 'cuda' but no CUDA device is visible; use train.device=cpu or auto")
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(want)
+
+
+def fast_paths(cfg: RunConfig, device: torch.device) -> dict[str, bool]:
+    """The fast choices are the defaults on CUDA (``auto``); on CPU they are opt-in."""
+    cuda = device.type == "cuda"
+
+    def pick(value: str) -> bool:
+        return cuda if value == "auto" else value in ("on", "bf16")
+
+    return {"amp": pick(cfg.train.amp), "channels_last": pick(cfg.train.channels_last),
+            "fused_adam": pick(cfg.train.fused_adam) and cuda}
+
+
+class LossWindow:
+    """Sums of detached loss tensors since the last log; read (and synced) only at log steps."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums[k] + v.float() if k in self.sums else v.float().clone()
+        self.count += 1
+
+    def flush(self) -> dict[str, float]:
+        if not self.count:
+            return {}
+        means = {k: float(v) / self.count for k, v in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+class Trainer:
+    """One run's state; :func:`train_loop` drives it. Kept small: evaluation and tracking live elsewhere."""
+
+    def __init__(self, cfg: RunConfig, ctx: RunContext, run_dir: Path, tracker: Any, evaluator: Any) -> None:
+        self.cfg, self.ctx, self.run_dir = cfg, ctx, run_dir
+        self.tracker, self.evaluator = tracker, evaluator
+        self.model: GANModel = build_model(cfg).prepare(
+            ctx.device, grad_sync=ctx.grad_sync(), **fast_paths(cfg, ctx.device))
+        self.train_set = build_dataset(cfg.data, "train", seed=cfg.train.seed)
+        self.batch_size = int(cfg.train.batch_size or 1)
+        if len(self.train_set) < self.batch_size * ctx.world_size:
+            from aircolor.errors import UsageError
+
+            raise UsageError(f"the training split has {len(self.train_set)} images, fewer than train.batch_size "
+                             f"({self.batch_size}) x workers ({ctx.world_size}); prepare more data")
+        if cfg.data.cache and cfg.data.num_workers > 0:
+            self.train_set.preload()  # decoded once here; forked loader workers share it copy-on-write
+        self.sampler = DistributedSampler(self.train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                          seed=cfg.train.seed)
+        self.epoch = 0
+        self.iteration = 0
+        self.history: dict[str, list[tuple[int, float]]] = {}
+        self.last_metrics: dict[str, float] = {}
+        self.checkpoint_path = run_dir / "checkpoints" / "last.pt"
+
+    # ------------------------------------------------------------------ checkpoints
+    def resume(self, path: Path) -> str | None:
+        state = load_checkpoint(path)
+        self.model.load_training_state(state["model"])
+        self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
+        self.history = {k: [(int(s), float(v)) for s, v in pts] for k, pts in state.get("history", {}).items()}
+        self.last_metrics = dict(state.get("metrics", {}))
+        restore_rng_state(state["rng"])
+        return state.get("run_id") or None
+
+    def save(self) -> Path:
+        return save_checkpoint(self.checkpoint_path, {
+            "epoch": self.epoch, "iteration": self.iteration, "model": self.model.training_state(),
+            "rng": rng_state(), "history": {k: [list(p) for p in v] for k, v in self.history.items()},
+            "metrics": self.last_metrics, "config": config_to_dict(self.cfg),
+            "run_id": getattr(self.tracker, "run_id", None) or ""})
+
+    # ------------------------------------------------------------------ one epoch
+    def loader(self) -> DataLoader:
+        cuda = self.ctx.device.type == "cuda"
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=self.sampler, drop_last=True,
+                          num_workers=self.cfg.data.num_workers, pin_memory=cuda)
+
+    def run_epoch(self) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        torch.manual_seed(epoch_seed(cfg.train.seed, self.epoch, ctx.rank))
+        self.sampler.set_epoch(self.epoch)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(self.epoch)
+        window = LossWindow()
+        for batch in self.loader():
+            window.add(self.model.train_step(batch, sync=False))
+            self.iteration += 1
+            if self.iteration % cfg.tracking.log_every == 0:
+                self.log_losses(window.flush())
+        self.log_losses(window.flush())
+        self.model.end_epoch()
+        self.epoch += 1
+        if ctx.is_main:
+            self.tracker.log_metrics({**self.model.learning_rates(), "epoch": float(self.epoch)}, step=self.epoch)
+
+    def log_losses(self, means: dict[str, float]) -> None:
+        if not means:
+            return
+        bad = sorted(k for k, v in means.items() if not math.isfinite(v))
+        if self.ctx.broadcast_flag(bool(bad)):
+            what = ", ".join(bad) if bad else "a loss on another worker"
+            raise Diverged(f"non-finite loss ({what}) by iteration {self.iteration} (epoch {self.epoch + 1})")
+        for k, v in means.items():
+            self.history.setdefault(k, []).append((self.iteration, v))
+        if self.ctx.is_main:
+            self.tracker.log_metrics({f"loss.{k}": v for k, v in means.items()}, step=self.iteration)
+
+
+def _due(epoch: int, every: int, last: int) -> bool:
+    return epoch % every == 0 or epoch == last
+
+
+def train_loop(cfg: RunConfig, ctx: RunContext, *, run_dir: Path, tracker: Any, evaluator: Any) -> Result:
+    """Train ``cfg`` to the end (or to a NaN); everything is logged through ``tracker`` on rank 0."""
+    trainer = Trainer(cfg, ctx, run_dir, tracker, evaluator)
+    resume_from = ctx.resume_from or (trainer.checkpoint_path if cfg.train.resume and
+                                      trainer.checkpoint_path.is_file() else None)
+    if resume_from is not None:
+        trainer.resume(Path(resume_from))
+    last = total_epochs(cfg)
+    status, reason = "FINISHED", None
+    started = time.time()
+    if ctx.is_main:
+        atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+        if trainer.epoch == 0:
+            evaluator.baseline(tracker)
+    try:
+        while trainer.epoch < last:
+            trainer.run_epoch()
+            metrics: dict[str, float] = {}
+            if _due(trainer.epoch, cfg.metrics.eval_every, last) and ctx.is_main:
+                metrics = evaluator.evaluate(trainer.model, trainer.epoch, tracker)
+                trainer.last_metrics = metrics
+            ckpt_due = _due(trainer.epoch, cfg.train.checkpoint_every, last)
+            ckpt = trainer.save() if ckpt_due and ctx.is_main else None
+            ctx.barrier()
+            # Every worker reports at the same epochs (Ray Train needs that); rank 0's metrics are the ones used.
+            if ctx.report is not None and (ckpt_due or _due(trainer.epoch, cfg.metrics.eval_every, last)):
+                ctx.report({**metrics, "epoch": trainer.epoch, "iteration": trainer.iteration}, ckpt)
+    except Diverged as exc:
+        status, reason = "FAILED", str(exc)
+    generator = None
+    if ctx.is_main:
+        generator = _finish(trainer, tracker, evaluator, status, reason, time.time() - started)
+    return Result(status=status, epochs=trainer.epoch, iterations=trainer.iteration, metrics=trainer.last_metrics,
+                  run_dir=str(run_dir), reason=reason, run_id=getattr(tracker, "run_id", None),
+                  checkpoint=str(trainer.checkpoint_path) if trainer.checkpoint_path.is_file() else None,
+                  generator=generator, history=trainer.history)
+
+
+def export_generator(model: GANModel, cfg: RunConfig, path: Path) -> Path:
+    """The generator alone, with its config: what ``aircolor colorize`` loads (weights_only-safe)."""
+    nets = {name: net.state_dict() for name, net in model.named_children() if name in ("G", "G_A")}
+    return save_checkpoint(path, {"kind": "generator", "family": cfg.model.family, "config": config_to_dict(cfg),
+                                  "nets": nets})
+
+
+def _finish(trainer: Trainer, tracker: Any, evaluator: Any, status: str, reason: str | None,
+            seconds: float) -> str | None:
+    cfg, run_dir = trainer.cfg, trainer.run_dir
+    model = trainer.model
+    curve = loss_curve_png(trainer.history, run_dir / "loss_curves.png", adversarial=model.adversarial_keys,
+                           discriminator=model.discriminator_keys, title=f"{cfg.model.family} ({run_dir.name})")
+    if curve is not None:
+        tracker.log_artifact(curve)
+    tracker.log_artifact(run_dir / "config.yaml")
+    generator = None
+    if status == "FINISHED":
+        generator = export_generator(model, cfg, run_dir / "model" / "generator.pt")
+        atomic_write_text(run_dir / "model" / "config.yaml", dump_yaml(cfg))
+        if cfg.tracking.log_model:
+            tracker.log_artifact(run_dir / "model" / "generator.pt", "model")
+            tracker.log_artifact(run_dir / "model" / "config.yaml", "model")
+    else:
+        tracker.set_tags({"failure_reason": reason or ""})
+    tracker.log_metrics({"train_seconds": seconds}, step=trainer.epoch)
+    tracker.end("FINISHED" if status == "FINISHED" else "FAILED")
+    return str(generator) if generator else None
