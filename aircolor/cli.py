@@ -142,8 +142,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"{result.status}: {result.epochs} epochs, {result.iterations} iterations; run folder {result.run_dir}")
     if result.reason:
         print(f"reason: {result.reason}")
+    inception = ("fid", "is_mean", "is_std", "kid_mean", "kid_std", "fid_BA", "fid_mean")
+    flag = bool(result.metrics_info.get("nonstandard_weights"))
+    if result.metrics:
+        print(f"  {'metric':28s} {'value':>10s} {'gray copy':>10s}")
     for key in sorted(result.metrics):
-        print(f"  {key:28s} {result.metrics[key]:.4f}")
+        base = result.baseline.get(f"baseline.{key}")
+        star = "*" if flag and key.split(".", 1)[-1] in inception else " "
+        print(f"  {key:28s} {result.metrics[key]:10.4f}{star}" + (f"{base:10.4f}" if base is not None else ""))
+    if flag:
+        print("  * computed with NON-STANDARD Inception weights (sha256 "
+              f"{str(result.metrics_info.get('weights_sha256'))[:12]}...): not comparable with published values")
     if result.run_id:
         where = uri if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
         print(f"MLflow run {result.run_id} in experiment '{cfg.tracking.experiment}' ({where})")

@@ -171,3 +171,35 @@ def test_train_cli_bad_input_is_one_line(tmp_path, capsys):
                  f"train.output_dir={tmp_path}", "tracking.enabled=false"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "aircolor data prepare" in err
+
+
+def test_mlflow_server_restarted_mid_run_loses_no_metric(tmp_path, prepared_sample, mlflow_server, mlflow_uri):
+    """The server goes down after epoch 1 and comes back before epoch 3: every metric of every epoch arrives."""
+    cfg = config(prepared_sample, tmp_path, 32, "model.netG=unet_auto", "train.n_epochs=3", "train.n_epochs_decay=0",
+                 "metrics.isc=false", "metrics.kid=false", experiment="restart", uri=mlflow_uri)
+    original = Trainer.run_epoch
+    calls = {"n": 0}
+
+    def with_outage(self):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            mlflow_server.stop()            # epoch 2 trains and evaluates while the server is down
+        if calls["n"] == 3:
+            mlflow_server.start()
+        original(self)
+
+    Trainer.run_epoch = with_outage
+    try:
+        result = run(cfg)
+    finally:
+        Trainer.run_epoch = original
+        if not mlflow_server.healthy():
+            mlflow_server.start()
+    assert result.ok and calls["n"] == 3
+    client = MlflowClient(mlflow_uri)
+    assert sorted(m.step for m in client.get_metric_history(result.run_id, "val.fid")) == [1, 2, 3]
+    assert sorted(m.step for m in client.get_metric_history(result.run_id, "epoch")) == [1, 2, 3]
+    losses = client.get_metric_history(result.run_id, "loss.G_L1")
+    assert sorted(m.step for m in losses) == list(range(2, 25, 2))  # every log step of the 24 iterations, once
+    assert client.get_run(result.run_id).info.status == "FINISHED"
+    assert not list((Path(result.run_dir) / "mlflow-spool").glob("*.jsonl")), "records left in the spool"

@@ -101,8 +101,41 @@ def open_run(cfg: RunConfig, ctx: RunContext, *, tracking_uri: str | None = None
         raise
 
 
+def absolute_paths(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with its folders and files made absolute: Ray workers do not share the driver's working folder."""
+    import dataclasses
+
+    def absolute(path: str | None) -> str | None:
+        return str(Path(path).expanduser().resolve()) if path else path
+
+    return dataclasses.replace(
+        cfg, data=dataclasses.replace(cfg.data, root=absolute(cfg.data.root)),
+        train=dataclasses.replace(cfg.train, output_dir=absolute(cfg.train.output_dir)),
+        metrics=dataclasses.replace(cfg.metrics, inception_weights=absolute(cfg.metrics.inception_weights)))
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Check what a run needs before anything starts, so bad input is one clear line on the driver rather than a
+    traceback from a remote worker: the dataset splits, the Inception weights file, the device."""
+    from aircolor.data.datasets import build_dataset, list_images
+    from aircolor.metrics.weights import resolve_weights
+
+    build_dataset(cfg.data, "train", seed=cfg.train.seed)
+    list_images(Path(cfg.data.root) / "aligned" / "val")
+    if cfg.metrics.fid or cfg.metrics.isc or cfg.metrics.kid:
+        resolve_weights(cfg.metrics.inception_weights)
+    if cfg.train.backend == "local":
+        resolve_device(cfg)
+
+
 def run(cfg: RunConfig, *, tracking_uri: str | None = None, address: str | None = None) -> Result:
     """Train one run of ``cfg``: in this process, or with Ray Train when ``train.backend`` is ``ray``."""
+    cfg = absolute_paths(cfg)
+    preflight(cfg)
+    if tracking_uri is None and cfg.tracking.enabled:
+        from aircolor.tracking import resolve_tracking_uri
+
+        tracking_uri = resolve_tracking_uri(cfg.tracking.tracking_uri)  # made absolute here, for remote workers
     if cfg.train.backend == "ray":
         from aircolor.training.ray_backend import run_on_ray
 

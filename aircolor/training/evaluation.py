@@ -57,6 +57,7 @@ class Evaluator:
         manifest = root / "manifest.parquet"
         self.data_key = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else None
         self.tagged = False
+        self.info: dict[str, Any] = {}   # weights sha256 and the non-standard flag of the last evaluation
 
     # ------------------------------------------------------------------ helpers
     def _metrics(self, fake: torch.Tensor, real: torch.Tensor | None, split: str, *, paired: bool = True,
@@ -71,6 +72,8 @@ class Evaluator:
         return result.metrics, result.info
 
     def _tag(self, tracker: Any, info: dict[str, Any]) -> None:
+        self.info = {"weights_sha256": info.get("weights_sha256"),
+                     "nonstandard_weights": bool(info.get("nonstandard_weights"))}
         if self.tagged:
             return
         tracker.set_tags({"inception.weights_sha256": str(info.get("weights_sha256", "")),

@@ -44,6 +44,8 @@ class Result:
     generator: str | None = None     # the exported generator (what `aircolor colorize` loads)
     run_id: str | None = None        # MLflow run id
     reason: str | None = None        # why the run failed
+    baseline: dict[str, float] = field(default_factory=dict)   # the gray copy's metrics (baseline.val.*)
+    metrics_info: dict[str, Any] = field(default_factory=dict)  # Inception weights sha256, non-standard flag
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -131,6 +133,7 @@ class Trainer:
         self.iteration = 0
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.last_metrics: dict[str, float] = {}
+        self.baseline: dict[str, float] = {}
         self.checkpoint_path = run_dir / "checkpoints" / "last.pt"
 
     # ------------------------------------------------------------------ checkpoints
@@ -140,6 +143,7 @@ class Trainer:
         self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
         self.history = {k: [(int(s), float(v)) for s, v in pts] for k, pts in state.get("history", {}).items()}
         self.last_metrics = dict(state.get("metrics", {}))
+        self.baseline = dict(state.get("baseline", {}))
         restore_rng_state(state["rng"])
         return state.get("run_id") or None
 
@@ -147,7 +151,7 @@ class Trainer:
         return save_checkpoint(self.checkpoint_path, {
             "epoch": self.epoch, "iteration": self.iteration, "model": self.model.training_state(),
             "rng": rng_state(), "history": {k: [list(p) for p in v] for k, v in self.history.items()},
-            "metrics": self.last_metrics, "config": config_to_dict(self.cfg),
+            "metrics": self.last_metrics, "baseline": self.baseline, "config": config_to_dict(self.cfg),
             "run_id": getattr(self.tracker, "run_id", None) or ""})
 
     # ------------------------------------------------------------------ one epoch
@@ -204,7 +208,7 @@ def train_loop(cfg: RunConfig, ctx: RunContext, *, run_dir: Path, tracker: Any, 
     if ctx.is_main:
         atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
         if trainer.epoch == 0:
-            evaluator.baseline(tracker)
+            trainer.baseline = evaluator.baseline(tracker)
     try:
         while trainer.epoch < last:
             trainer.run_epoch()
@@ -226,7 +230,8 @@ def train_loop(cfg: RunConfig, ctx: RunContext, *, run_dir: Path, tracker: Any, 
     return Result(status=status, epochs=trainer.epoch, iterations=trainer.iteration, metrics=trainer.last_metrics,
                   run_dir=str(run_dir), reason=reason, run_id=getattr(tracker, "run_id", None),
                   checkpoint=str(trainer.checkpoint_path) if trainer.checkpoint_path.is_file() else None,
-                  generator=generator, history=trainer.history)
+                  generator=generator, history=trainer.history, baseline=trainer.baseline,
+                  metrics_info=dict(getattr(evaluator, "info", {}) or {}))
 
 
 def export_generator(model: GANModel, cfg: RunConfig, path: Path) -> Path:
