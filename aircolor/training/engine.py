@@ -58,7 +58,8 @@ def _manifest_sha256(cfg: RunConfig) -> str:
 
 
 def open_tracker(cfg: RunConfig, run_dir: Path, ctx: RunContext, *, tracking_uri: str | None,
-                 parent_run_id: str | None) -> Any:
+                 parent_run_id: str | None, run_name: str | None = None,
+                 extra_tags: dict[str, str] | None = None) -> Any:
     """The MLflow tracker of this run (rank 0 only), reopening the run a resumed run started."""
     if not ctx.is_main or not cfg.tracking.enabled:
         return NullTracker()
@@ -69,7 +70,7 @@ def open_tracker(cfg: RunConfig, run_dir: Path, ctx: RunContext, *, tracking_uri
     if previous and not cfg.train.resume:
         previous = None
     tracker = Tracker(resolve_tracking_uri(cfg.tracking.tracking_uri, tracking_uri), cfg.tracking.experiment,
-                      run_name=run_dir.name, run_id=previous, parent_run_id=parent_run_id,
+                      run_name=run_name or run_dir.name, run_id=previous, parent_run_id=parent_run_id,
                       spool_dir=run_dir / "mlflow-spool").start()
     if tracker.run_id:
         atomic_write_text(state_file, json.dumps({"run_id": tracker.run_id}) + "\n")
@@ -78,19 +79,25 @@ def open_tracker(cfg: RunConfig, run_dir: Path, ctx: RunContext, *, tracking_uri
         tags = run_tags(cfg)
         tags.update({"device": describe_device(ctx.device), "workers": str(ctx.world_size),
                      "data.manifest_sha256": _manifest_sha256(cfg), "aircolor.version": __version__,
-                     "host": socket.gethostname()})
+                     "host": socket.gethostname(), **(extra_tags or {})})
         tracker.set_tags(tags)
     return tracker
 
 
 def open_run(cfg: RunConfig, ctx: RunContext, *, tracking_uri: str | None = None,
-             parent_run_id: str | None = None) -> Result:
-    """Set up the run folder, tracker and evaluator for ``ctx`` and train."""
+             parent_run_id: str | None = None, run_dir: Path | None = None, run_name: str | None = None,
+             extra_tags: dict[str, str] | None = None) -> Result:
+    """Set up the run folder, tracker and evaluator for ``ctx`` and train.
+
+    ``run_dir``/``run_name``/``extra_tags`` let a sweep put each trial in its own folder (stable across retries and
+    resumes, so the trial reopens its own MLflow run) under a readable MLflow name, nested under the sweep's run.
+    """
     from aircolor.training.evaluation import Evaluator
 
-    run_dir = run_dir_for(cfg)
+    run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tracker = open_tracker(cfg, run_dir, ctx, tracking_uri=tracking_uri, parent_run_id=parent_run_id)
+    tracker = open_tracker(cfg, run_dir, ctx, tracking_uri=tracking_uri, parent_run_id=parent_run_id,
+                           run_name=run_name, extra_tags=extra_tags)
     evaluator = Evaluator(cfg, ctx.device, run_dir) if ctx.is_main else None
     try:
         return train_loop(cfg, ctx, run_dir=run_dir, tracker=tracker, evaluator=evaluator)

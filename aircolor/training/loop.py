@@ -221,7 +221,8 @@ def train_loop(cfg: RunConfig, ctx: RunContext, *, run_dir: Path, tracker: Any, 
             ctx.barrier()
             # Every worker reports at the same epochs (Ray Train needs that); rank 0's metrics are the ones used.
             if ctx.report is not None and (ckpt_due or _due(trainer.epoch, cfg.metrics.eval_every, last)):
-                ctx.report({**metrics, "epoch": trainer.epoch, "iteration": trainer.iteration}, ckpt)
+                ctx.report({**metrics, "epoch": trainer.epoch, "iteration": trainer.iteration,
+                            "epochs_total": last}, ckpt)
     except Diverged as exc:
         status, reason = "FAILED", str(exc)
     generator = None

@@ -40,14 +40,17 @@ def _worker(loop_config: dict[str, Any]) -> dict[str, Any]:
 
     ctx = RunContext(rank=context.get_world_rank(), world_size=context.get_world_size(),
                      device=ray.train.torch.get_device(), report=report, resume_from=resume_from)
+    run_dir = loop_config.get("run_dir")
     result = open_run(cfg, ctx, tracking_uri=loop_config.get("tracking_uri"),
-                      parent_run_id=loop_config.get("parent_run_id"))
+                      parent_run_id=loop_config.get("parent_run_id"), run_dir=Path(run_dir) if run_dir else None,
+                      run_name=loop_config.get("run_name"), extra_tags=loop_config.get("extra_tags"))
     return result.to_dict()
 
 
 def build_torch_trainer(cfg: RunConfig, *, tracking_uri: str | None, name: str, storage_path: str,
                         callbacks: Sequence[Any] = (), parent_run_id: str | None = None,
-                        use_gpu: bool | None = None, max_failures: int = 0) -> Any:
+                        use_gpu: bool | None = None, max_failures: int = 0, run_dir: str | None = None,
+                        run_name: str | None = None, extra_tags: dict[str, str] | None = None) -> Any:
     """The ``TorchTrainer`` for ``cfg`` (also used by the sweeps, inside a Tune trial)."""
     import ray
     from ray.train import FailureConfig, RunConfig as RayRunConfig, ScalingConfig
@@ -61,7 +64,8 @@ def build_torch_trainer(cfg: RunConfig, *, tracking_uri: str | None, name: str, 
     return TorchTrainer(
         _worker,
         train_loop_config={"config": config_to_dict(cfg), "tracking_uri": tracking_uri,
-                           "parent_run_id": parent_run_id},
+                           "parent_run_id": parent_run_id, "run_dir": run_dir, "run_name": run_name,
+                           "extra_tags": extra_tags},
         scaling_config=scaling,
         run_config=RayRunConfig(name=name, storage_path=storage_path, callbacks=list(callbacks),
                                 failure_config=FailureConfig(max_failures=max_failures)))
