@@ -35,7 +35,14 @@ demo: install
 	else echo "" > $(DEMO)/weights.arg; fi
 	$(BIN)/aircolor train aircolor/configs/demo_cpu.yaml data.root=$(DEMO)/data train.output_dir=$(DEMO)/runs \
 		tracking.tracking_uri=sqlite:///$(abspath $(DEMO))/mlruns.db $$(cat $(DEMO)/weights.arg) --ray --workers 1
-	@echo "demo: datasets in $(DEMO)/data; run folders in $(DEMO)/runs; see the runs with:"
+	@# A real small sweep: factor 2 (U-Net vs ResNet) x 2 seeds, smoke sizes, on a local Ray, same MLflow store.
+	@# With random Inception weights FID cannot judge color, so the sweep optimises Delta E 2000 then.
+	@grep -q inception-random $(DEMO)/weights.arg && echo "demo: random Inception weights, so the sweep optimises Delta E 2000 (paired) instead of FID" || true
+	$(BIN)/aircolor sweep run search_spaces/pix2pix_generator.yaml data.root=$(abspath $(DEMO))/data \
+		$$(cat $(DEMO)/weights.arg) --smoke --storage $(DEMO)/sweeps --name demo-pix2pix-generator-$$(date +%Y%m%d-%H%M%S) \
+		--tracking-uri sqlite:///$(abspath $(DEMO))/mlruns.db --cpus-per-trial 1 --scheduler none \
+		$$(grep -q inception-random $(DEMO)/weights.arg && echo --metric delta_e2000)
+	@echo "demo: datasets in $(DEMO)/data; run folders in $(DEMO)/runs; sweeps in $(DEMO)/sweeps. Watch them with:"
 	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO))/mlruns.db"
 
 test: install

@@ -234,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_metrics(sub)
     add_tracking(sub)
+    from sweeps.cli import register_cli as add_sweep
+
+    add_sweep(sub)
     return parser
 
 
@@ -248,7 +251,12 @@ def _fix_config_overrides(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may come after options (argparse stops a positional list at the first option).
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _fix_config_overrides(args)
     try:
         return int(args.func(args) or 0)

@@ -65,20 +65,40 @@ def mlflow_uri(mlflow_server) -> str:
 
 @pytest.fixture(scope="session")
 def ray_cluster(inception_weights):
-    """One local Ray cluster (2 CPUs) for the whole session, as on a laptop; shut down at the end."""
-    import os
+    """One real local Ray cluster for the session: ``ray start --head`` bound to 127.0.0.1 with 2 CPUs, its own
+    temp dir and the job server (dashboard) on; this process connects to it; stopped at the end.
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")           # Ray 2.60 local clusters want a token otherwise
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    Yields ``{"address": "127.0.0.1:PORT", "dashboard": "http://127.0.0.1:PORT", "env": {...}}``. The cluster's
+    processes inherit the test environment (random Inception weights, private caches, fast health checks).
+    """
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path as _Path
+
+    from mlflow_server import free_port
+
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must stay under 107 chars
+    port, dash = free_port(), free_port()
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.25",
+               RAY_DEDUP_LOGS="0", RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS="")
+    ray_bin = str(_Path(sys.executable).parent / "ray")
+    subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                    "--num-gpus=0", f"--temp-dir={temp}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                    f"--dashboard-port={dash}", "--disable-usage-stats"],
+                   env=env, check=True, capture_output=True, timeout=180)
+    address = f"127.0.0.1:{port}"
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = "0.25"
     import ray
 
-    env = {k: os.environ[k] for k in ("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "AIRCOLOR_INCEPTION_WEIGHTS",
-                                      "AIRCOLOR_CACHE_DIR")
-           if k in os.environ}
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    ray.init(address=address, log_to_driver=False)
+    try:
+        yield {"address": address, "dashboard": f"http://127.0.0.1:{dash}", "env": env, "ray": ray}
+    finally:
+        ray.shutdown()
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=180)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -73,6 +73,11 @@ def test_tiny_run_of_every_family_is_tracked(name, tmp_path, prepared_sample, pr
             (metrics["val.fid"] + metrics["val.fid_BA"]) / 2)
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"config.yaml", "loss_curves.png", "samples", "model"} <= artifacts
+    images = [a.path for a in client.list_artifacts(result.run_id, "images")]
+    for step in (1, 2):  # the UI's image panel: one val grid per evaluation, with its compressed preview
+        assert any(f"samples~val+step+{step}+" in p and p.endswith(".png") for p in images), images
+        assert any(f"samples~val+step+{step}+" in p and p.endswith("+compressed.webp") for p in images), images
+    assert mlrun.data.tags["mlflow.loggedImages"] == "True"
     model_files = {a.path for a in client.list_artifacts(result.run_id, "model")}
     assert {"model/generator.pt", "model/config.yaml"} <= model_files
     exported = torch.load(result.generator, weights_only=True)

@@ -153,7 +153,9 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | 
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
-            return client.create_experiment(name, artifact_location=artifact_location)
+            # MLflow 3's UI opens GenAI experiments on a traces overview; ours are model training: open the runs.
+            return client.create_experiment(name, artifact_location=artifact_location,
+                                            tags={"mlflow.experimentKind": "custom_model_development"})
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise

@@ -1,0 +1,111 @@
+"""Ray Tune callback that keeps MLflow truthful about the trials (runs in the sweep's driver process).
+
+The trials log everything themselves (their child runs are the training engine's). What only the driver knows is
+recorded here: the best trial so far on the sweep's parent run, and how each trial ended in Tune. A trial that
+ASHA stops is killed mid-run, so its child run is closed here as KILLED with ``stopped_early=true``; a trial that
+failed for good is closed as FAILED with its error.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any
+
+from ray.tune import Callback
+
+
+class MlflowSweepCallback(Callback):
+    def __init__(self, *, tracking_uri: str, experiment: str, parent_run_id: str | None, metric_key: str,
+                 mode: str, space_path: str | None = None) -> None:
+        self.tracking_uri, self.experiment, self.space_path = tracking_uri, experiment, space_path
+        self.parent_run_id, self.metric_key, self.mode = parent_run_id, metric_key, mode
+        self.best: tuple[float, str] | None = None
+        self.results = 0
+
+    # ------------------------------------------------------------------ helpers
+    def _name(self, trial: Any) -> str:
+        try:
+            from sweeps.space import load_space
+
+            space = load_space(self.space_path)
+            return space.trial_name(space.from_tune(trial.config))
+        except Exception:
+            return trial.trial_id
+
+    def _client(self) -> Any:
+        from mlflow import MlflowClient
+
+        return MlflowClient(self.tracking_uri)
+
+    def _child(self, client: Any, trial_id: str) -> Any:
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            return None
+        found = client.search_runs([exp.experiment_id], filter_string=f"tags.`tune.trial_id` = '{trial_id}'",
+                                   max_results=5)
+        return found[0] if found else None
+
+    def _safely(self, what: str, fn: Any) -> None:
+        try:
+            fn()
+        except Exception as exc:  # MLflow trouble must never stop a sweep; say so instead
+            warnings.warn(f"aircolor sweep: could not record {what} in MLflow ({exc.__class__.__name__}: {exc})",
+                          stacklevel=2)
+
+    # ------------------------------------------------------------------ Tune hooks
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        value = result.get(self.metric_key)
+        if value is None or not math.isfinite(float(value)) or self.parent_run_id is None:
+            return
+        value = float(value)
+        better = self.best is None or (value < self.best[0] if self.mode == "min" else value > self.best[0])
+        self.results += 1
+        if not better:
+            return
+        self.best = (value, trial.trial_id)
+        name = self._name(trial)
+
+        def record() -> None:
+            client = self._client()
+            client.log_metric(self.parent_run_id, f"best.{self.metric_key}", value,
+                              timestamp=int(time.time() * 1000), step=self.results)
+            client.set_tag(self.parent_run_id, "best_trial", trial.trial_id)
+            client.set_tag(self.parent_run_id, "best_trial_name", name)
+
+        self._safely("the best trial", record)
+
+    def _close(self, trial: Any, status: str, tags: dict[str, str], *, force: bool = False) -> None:
+        """Tag the trial's child run and set its final status (``force``: even if the trial already ended it,
+        e.g. a trial that ASHA stopped saw the stop as an exception and closed its own run as FAILED)."""
+        def record() -> None:
+            client = self._client()
+            child = self._child(client, trial.trial_id)
+            if child is None:
+                return
+            for key, value in tags.items():
+                client.set_tag(child.info.run_id, key, value)
+            if force and "failure_reason" in child.data.tags:
+                client.delete_tag(child.info.run_id, "failure_reason")
+            if child.info.status == "RUNNING" or status == "FAILED" or force:
+                client.set_terminated(child.info.run_id, status=status)
+
+        self._safely(f"the end of trial {trial.trial_id}", record)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        last = trial.last_result or {}
+        total = last.get("epochs_total")
+        stopped = bool(total) and int(last.get("epoch", 0)) < int(total)
+        self._close(trial, "KILLED" if stopped else "FINISHED",
+                    {"tune.status": "TERMINATED", "stopped_early": str(stopped).lower(),
+                     "tune.last_epoch": str(last.get("epoch", ""))}, force=stopped)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        error = ""
+        try:
+            error = str(trial.error_message or "")[-4000:] if hasattr(trial, "error_message") else ""
+        except Exception:
+            error = ""
+        self._close(trial, "FAILED", {"tune.status": "ERROR", "stopped_early": "false",
+                                      "error": error or "see the trial's error.txt in the sweep folder"})

@@ -1,0 +1,327 @@
+"""The sweep driver: a Ray Tune ``Tuner`` over a search space, tracked in MLflow, resumable.
+
+* Search: a space whose factors are all categorical runs as a grid, every combination x seeds exactly once;
+  any continuous factor switches to Optuna TPE (``OptunaSearch``) behind a ``ConcurrencyLimiter``.
+* Early stopping: ASHA on the validation metric reported at every evaluation, with ``epoch`` as its time
+  attribute (``--scheduler none`` turns it off). Trials that ASHA stops are recorded as such.
+* Resources: each trial asks for ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs (fractions let small
+  trials share a GPU); ``max_concurrent_trials`` is always set, so no trial waits forever for resources that
+  running trials hold (RAY_NOTES, issue 54305).
+* MLflow: one experiment per sweep, a parent run for the sweep, one nested child run per trial.
+* Fault tolerance: ``--max-failures`` retries a failing trial from its last checkpoint; a driver that dies is
+  continued with :func:`resume_sweep` (``Tuner.restore``), which does not rerun finished trials.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aircolor.errors import UsageError
+from sweeps.state import METRICS, SweepOptions, SweepState, list_sweeps
+
+DEFAULT_STORAGE = "runs/sweeps"
+
+
+@dataclass
+class SweepResult:
+    state: SweepState
+    trials: list[dict[str, Any]]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.trials:
+            out[t["status"]] = out.get(t["status"], 0) + 1
+        return out
+
+
+def default_name(space: Any) -> str:
+    return f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _init_ray(address: str | None) -> Any:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
+                 log_to_driver=True, ignore_reinit_error=True)
+    return ray
+
+
+def _weights_are_standard(overrides: list[str]) -> bool:
+    from aircolor.config import load_config
+    from aircolor.metrics.weights import is_standard, resolve_weights
+
+    cfg = load_config(None, list(overrides))
+    return is_standard(resolve_weights(cfg.metrics.inception_weights))
+
+
+def validate(space_path: str, options: SweepOptions) -> Any:
+    """Everything that can be checked before Ray starts: the space, the options, every trial config."""
+    from sweeps.space import load_space
+    from sweeps.trial import trial_config
+
+    if options.metric not in METRICS:
+        raise UsageError(f"--metric {options.metric!r}: choose one of {', '.join(METRICS)}")
+    if options.scheduler not in ("asha", "none"):
+        raise UsageError(f"--scheduler {options.scheduler!r}: choose asha or none")
+    for name, value, low in (("--num-samples", options.num_samples, 1), ("--cpus-per-trial", options.cpus_per_trial,
+                             0.01), ("--workers-per-trial", options.workers_per_trial, 1),
+                             ("--grace-period", options.grace_period, 1), ("--reduction-factor",
+                             options.reduction_factor, 2), ("--max-failures", options.max_failures, 0)):
+        if not value >= low:
+            raise UsageError(f"{name} {value}: must be >= {low}")
+    if options.gpus_per_trial is not None and options.gpus_per_trial < 0:
+        raise UsageError(f"--gpus-per-trial {options.gpus_per_trial}: must be >= 0")
+    space = load_space(space_path)
+    params = space.grid()[0] if space.is_categorical else None
+    if params is not None:
+        for p in space.grid():
+            trial_config(space, p, experiment="check", smoke=options.smoke, overrides=options.overrides)
+    return space
+
+
+def _search(space: Any, options: SweepOptions, max_concurrent: int) -> tuple[dict[str, Any], Any, int]:
+    """(param_space, search_alg, num_samples) for Tune."""
+    if space.is_categorical:
+        return space.tune_grid_space(), None, 1
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    search = OptunaSearch(space=space.optuna_space(), metric=options.metric_key, mode=options.mode, seed=0)
+    return {}, ConcurrencyLimiter(search, max_concurrent=max_concurrent), options.num_samples
+
+
+def _scheduler(options: SweepOptions, max_t: int) -> Any:
+    if options.scheduler == "none":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="epoch", metric=options.metric_key, mode=options.mode, max_t=max(1, max_t),
+                         grace_period=min(options.grace_period, max(1, max_t)),
+                         reduction_factor=options.reduction_factor)
+
+
+def _resources(ray: Any, options: SweepOptions) -> tuple[dict[str, float], float, int]:
+    """(per-trial resource request, GPUs per trial, max concurrent trials)."""
+    cluster = ray.cluster_resources()
+    gpus = options.gpus_per_trial if options.gpus_per_trial is not None else (1.0 if cluster.get("GPU") else 0.0)
+    if options.workers_per_trial > 1:
+        request = {"cpu": 0.05}  # the trial is a driver; its Train workers ask for their own resources
+        per_trial_cpu = options.workers_per_trial * options.cpus_per_trial + 0.05
+    else:
+        request = {"cpu": options.cpus_per_trial, "gpu": gpus}
+        per_trial_cpu = options.cpus_per_trial
+    fit = int(cluster.get("CPU", 1) // per_trial_cpu) or 1
+    if gpus > 0:
+        fit = min(fit, int(cluster.get("GPU", 0) // (gpus * options.workers_per_trial)) or 1)
+    return request, gpus, options.max_concurrent or fit
+
+
+def _open_parent(state: SweepState, space: Any, resources: dict[str, Any]) -> None:
+    from aircolor.tracking import Tracker
+
+    tracker = Tracker(state.tracking_uri, state.experiment, run_name=f"sweep:{state.name}",
+                      spool_dir=state.folder / "mlflow-spool").start()
+    o = state.options
+    tracker.log_params({"sweep.space": state.space_path, "sweep.space_sha256": state.space_sha256,
+                        "sweep.metric": o.metric_key, "sweep.mode": o.mode, "sweep.scheduler": o.scheduler,
+                        "sweep.grace_period": o.grace_period, "sweep.reduction_factor": o.reduction_factor,
+                        "sweep.search": "grid" if space.is_categorical else "optuna-tpe",
+                        "sweep.num_samples": o.num_samples, "sweep.seeds": space.seeds, "sweep.smoke": o.smoke,
+                        "sweep.max_failures": o.max_failures, **{f"sweep.resources.{k}": v
+                                                                 for k, v in resources.items()}})
+    tracker.set_tags({"sweep": state.name, "sweep.status": "RUNNING", "aircolor.kind": "sweep",
+                      "mlflow.note.content": space.description or state.name})
+    tracker.log_text(state.space_text, f"search_space/{Path(state.space_path).name}")
+    tracker.flush()
+    state.parent_run_id = tracker.run_id  # the parent stays RUNNING until the sweep ends (_finish_parent)
+    state.notes.append(f"parent run {tracker.run_id}")
+
+
+def _finish_parent(state: SweepState, result: SweepResult) -> None:
+    if not state.parent_run_id:
+        return
+    from mlflow import MlflowClient
+
+    client = MlflowClient(state.tracking_uri)
+    counts = result.counts
+    for key, value in {"trials.total": len(result.trials), **{f"trials.{k.lower()}": v
+                                                              for k, v in counts.items()}}.items():
+        client.log_metric(state.parent_run_id, key, float(value))
+    client.set_tag(state.parent_run_id, "sweep.status", state.status)
+    client.set_terminated(state.parent_run_id, status="FINISHED" if state.status == "FINISHED" else "FAILED")
+
+
+def _trials_of(grid: Any) -> list[dict[str, Any]]:
+    out = []
+    for r in grid:
+        metrics = r.metrics or {}
+        out.append({"trial_id": metrics.get("trial_id") or (r.path and Path(r.path).name), "status":
+                    "ERROR" if r.error is not None else "TERMINATED", "metrics": metrics,
+                    "error": str(r.error)[:500] if r.error is not None else None, "config": r.config})
+    return out
+
+
+def _fit(tuner: Any, state: SweepState) -> SweepResult:
+    grid = tuner.fit()
+    trials = _trials_of(grid)
+    state.status = "FINISHED"
+    state.save()
+    result = SweepResult(state, trials)
+    try:
+        _finish_parent(state, result)
+    except Exception as exc:  # a tracking outage at the very end must not hide the sweep's result
+        state.notes.append(f"could not close the MLflow parent run: {exc}")
+        state.save()
+    return result
+
+
+def _tuner(state: SweepState, space: Any, *, restore: bool) -> Any:
+    import ray
+    from ray import tune
+
+    from sweeps.callbacks import MlflowSweepCallback
+    from sweeps.trial import make_trainable, trial_config
+
+    o = state.options
+    request, gpus, max_concurrent = _resources(ray, o)
+    trainable = make_trainable(space_path=str(state.folder / "search_space.yaml"), sweep_dir=str(state.folder),
+                               experiment=state.experiment, tracking_uri=state.tracking_uri,
+                               parent_run_id=state.parent_run_id, smoke=o.smoke, overrides=o.overrides,
+                               workers=o.workers_per_trial, cpus_per_trial=o.cpus_per_trial, gpus_per_trial=gpus,
+                               sweep_name=state.name, fault_injection=os.environ.get("AIRCOLOR_FAULT_INJECTION"))
+    trainable = tune.with_resources(trainable, request)
+    tune_dir = str(state.folder / "tune")
+    if restore:
+        if not tune.Tuner.can_restore(tune_dir):
+            raise UsageError(f"sweep {state.name!r} has no Tune state to resume in {tune_dir}; start it again with "
+                             "'aircolor sweep run'")
+        param_space = space.tune_grid_space() if space.is_categorical else None
+        return tune.Tuner.restore(tune_dir, trainable=trainable, resume_errored=True, param_space=param_space)
+    max_t = _max_epochs(space, o, trial_config, state.experiment)
+    param_space, search, num_samples = _search(space, o, max_concurrent)
+    callback = MlflowSweepCallback(tracking_uri=state.tracking_uri, experiment=state.experiment,
+                                   parent_run_id=state.parent_run_id, metric_key=o.metric_key, mode=o.mode,
+                                   space_path=str(state.folder / "search_space.yaml"))
+    return tune.Tuner(
+        trainable, param_space=param_space,
+        tune_config=tune.TuneConfig(search_alg=search, scheduler=_scheduler(o, max_t), num_samples=num_samples,
+                                    max_concurrent_trials=max_concurrent,
+                                    metric=None if search is not None or o.scheduler == "asha" else o.metric_key,
+                                    mode=None if search is not None or o.scheduler == "asha" else o.mode),
+        run_config=tune.RunConfig(name="tune", storage_path=str(state.folder), callbacks=[callback],
+                                  failure_config=tune.FailureConfig(max_failures=o.max_failures),
+                                  verbose=1))
+
+
+def _max_epochs(space: Any, o: SweepOptions, trial_config: Any, experiment: str) -> int:
+    """ASHA's max_t: the longest trial's epochs (grid: over all points; Optuna: a few sampled points)."""
+    if space.is_categorical:
+        points = space.grid()
+    else:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        define = space.optuna_space()
+        points = []
+        for _ in range(16):
+            trial = study.ask()
+            define(trial)
+            points.append(space.from_tune(trial.params))
+    longest = 1
+    for p in points:
+        cfg = trial_config(space, p, experiment=experiment, smoke=o.smoke, overrides=o.overrides)
+        longest = max(longest, int(cfg.train.n_epochs or 0) + int(cfg.train.n_epochs_decay or 0))
+    return longest
+
+
+def run_sweep(space_path: str, options: SweepOptions, *, name: str | None = None, address: str | None = None,
+              storage: str = DEFAULT_STORAGE, tracking_uri: str | None = None) -> SweepResult:
+    """Validate, then run a new sweep of ``space_path`` to the end."""
+    from aircolor.tracking import resolve_tracking_uri
+
+    space = validate(space_path, options)
+    name = name or default_name(space)
+    storage = str(Path(storage).expanduser().resolve()) if "://" not in storage else storage
+    if name in list_sweeps(storage):
+        raise UsageError(f"a sweep named {name!r} already exists in {storage}; continue it with "
+                         f"'aircolor sweep resume {name}' or choose another --name")
+    if options.metric in ("fid", "kid", "is") and not _weights_are_standard(options.overrides):
+        print(f"aircolor sweep: warning: the Inception weights are not the standard ones, so {options.metric} "
+              "cannot judge color; consider --metric delta_e2000 (or psnr, ssim)")
+    uri = resolve_tracking_uri(None, tracking_uri)
+    text = Path(space_path).read_text()
+    state = SweepState(name=name, storage=storage, space_path=str(space_path), space_sha256=space.sha256,
+                       space_text=text, options=options, experiment=name, tracking_uri=uri, created=time.time())
+    state.folder.mkdir(parents=True, exist_ok=True)
+    (state.folder / "search_space.yaml").write_text(text)
+    ray = _init_ray(address)
+    request, gpus, max_concurrent = _resources(ray, options)
+    _open_parent(state, space, {**request, "max_concurrent": max_concurrent, "workers_per_trial":
+                                options.workers_per_trial, "gpus_per_trial": gpus})
+    state.save()
+    return _fit(_tuner(state, space, restore=False), state)
+
+
+def resume_sweep(name: str, *, address: str | None = None, storage: str = DEFAULT_STORAGE) -> SweepResult:
+    """Continue a sweep whose driver stopped: finished trials are kept, unfinished ones resume."""
+    from sweeps.space import load_space
+
+    storage = str(Path(storage).expanduser().resolve()) if "://" not in storage else storage
+    state = SweepState.load(storage, name)
+    space = load_space(state.folder / "search_space.yaml")
+    _init_ray(address)
+    state.status = "RUNNING"
+    state.save()
+    return _fit(_tuner(state, space, restore=True), state)
+
+
+def sweep_status(name: str, *, storage: str = DEFAULT_STORAGE) -> dict[str, Any]:
+    """Each trial's name, state, latest metric and the best so far, read from the Tune experiment state."""
+    from ray.tune import ExperimentAnalysis
+
+    state = SweepState.load(Path(storage).expanduser().resolve(), name)
+    rows: list[dict[str, Any]] = []
+    best: tuple[float, str] | None = None
+    key, mode = state.options.metric_key, state.options.mode
+    tune_dir = state.folder / "tune"
+    if tune_dir.is_dir():
+        try:
+            analysis = ExperimentAnalysis(str(tune_dir))
+            trials = analysis.trials
+        except Exception:  # nothing reported yet
+            trials = []
+        for trial in trials:
+            last = trial.last_result or {}
+            value = last.get(key)
+            name_ = (trial.config or {}).get("trial_name") or _trial_label(state, trial.config or {})
+            rows.append({"trial_id": trial.trial_id, "trial": name_, "status": trial.status, "epoch": last.get("epoch"),
+                         key: value})
+            if value is not None and math.isfinite(float(value)):
+                if best is None or (value < best[0] if mode == "min" else value > best[0]):
+                    best = (float(value), name_)
+    return {"name": state.name, "status": state.status, "metric": key, "mode": mode, "trials": rows,
+            "best": {"trial": best[1], key: best[0]} if best else None, "experiment": state.experiment,
+            "tracking_uri": state.tracking_uri}
+
+
+def _trial_label(state: SweepState, config: dict[str, Any]) -> str:
+    try:
+        from sweeps.space import load_space
+
+        space = load_space(state.folder / "search_space.yaml")
+        return space.trial_name(space.from_tune(config))
+    except Exception:
+        return "?"
+
+
+def options_with(options: SweepOptions, **changes: Any) -> SweepOptions:
+    return dataclasses.replace(options, **changes)

@@ -1,0 +1,164 @@
+"""Sweeps end to end on a real local Ray cluster (``ray start --head``), logged to a real MLflow server.
+
+Every sweep here uses ``--smoke`` sizes and ``--metric delta_e2000``: with the random Inception weights of the
+test session FID cannot judge color (and the sweep driver says so).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+SPACES = REPO / "search_spaces"
+
+
+def sweep_args(name: str, prepared: Path, storage: Path, *extra: str) -> list[str]:
+    return ["--name", name, "--smoke", "--metric", "delta_e2000", "--storage", str(storage),
+            "--cpus-per-trial", "1", "--max-concurrent", "2", f"data.root={prepared}", *extra]
+
+
+def cli(args: list[str], ray_cluster, mlflow_uri: str, env_extra: dict | None = None, timeout: int = 900,
+        background: bool = False):
+    env = dict(ray_cluster["env"], MLFLOW_TRACKING_URI=mlflow_uri, RAY_ADDRESS=ray_cluster["address"],
+               PYTHONUNBUFFERED="1", **(env_extra or {}))
+    cmd = [sys.executable, "-m", "aircolor", *args]
+    if background:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def children(client: MlflowClient, experiment: str) -> tuple[object, list]:
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no MLflow experiment {experiment}"
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("aircolor.kind") == "sweep"]
+    assert len(parents) == 1
+    kids = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    return parents[0], kids
+
+
+def test_categorical_sweep_runs_every_combination_once(tmp_path, prepared_sample, ray_cluster, mlflow_uri):
+    name = "cut-identity"
+    res = cli(["sweep", "run", str(SPACES / "cut_identity.yaml"), *sweep_args(name, prepared_sample, tmp_path),
+               "--scheduler", "none"], ray_cluster, mlflow_uri)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "4 trials (4 terminated)" in res.stdout
+    parent, kids = children(MlflowClient(mlflow_uri), name)
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep.status"] == "FINISHED"
+    assert parent.data.params["sweep.search"] == "grid"
+    names = sorted(k.data.tags["mlflow.runName"] for k in kids)
+    assert names == ["cut/seed0", "cut/seed1", "fastcut/seed0", "fastcut/seed1"]
+    for kid in kids:
+        assert kid.info.status == "FINISHED"
+        assert "val.fid" in kid.data.metrics and "val.delta_e2000" in kid.data.metrics
+        assert kid.data.tags["factor.identity"] == kid.data.params["model.cut_mode"]
+        assert kid.data.params["model.cut_mode"] == kid.data.tags["mlflow.runName"].split("/")[0]
+    status = cli(["sweep", "status", name, "--storage", str(tmp_path), "--json"], ray_cluster, mlflow_uri)
+    data = json.loads(status.stdout)
+    assert len(data["trials"]) == 4 and data["best"] is not None
+    listed = cli(["sweep", "list", "--storage", str(tmp_path)], ray_cluster, mlflow_uri)
+    assert name in listed.stdout
+
+
+def test_optuna_asha_sweep_stops_trials_early(tmp_path, prepared_sample, ray_cluster, mlflow_uri):
+    name = "gd-balance"
+    res = cli(["sweep", "run", str(SPACES / "g_d_balance.yaml"),
+               *sweep_args(name, prepared_sample, tmp_path, "train.n_epochs=2", "train.n_epochs_decay=2"),
+               "--num-samples", "6", "--grace-period", "1", "--reduction-factor", "2"], ray_cluster, mlflow_uri)
+    assert res.returncode == 0, res.stdout + res.stderr
+    parent, kids = children(MlflowClient(mlflow_uri), name)
+    assert parent.data.params["sweep.search"] == "optuna-tpe" and len(kids) == 6
+    stopped = [k for k in kids if k.data.tags.get("stopped_early") == "true"]
+    assert stopped, "ASHA stopped no trial"
+    for kid in stopped:
+        assert kid.info.status == "KILLED" and int(kid.data.tags["tune.last_epoch"]) < 4
+    assert "best.val.delta_e2000" in parent.data.metrics and parent.data.tags["best_trial"]
+
+
+def test_failing_trials_retry_from_checkpoint_or_end_failed(tmp_path, prepared_sample, ray_cluster, mlflow_uri):
+    name = "faults"
+    res = cli(["sweep", "run", str(SPACES / "pix2pix_generator.yaml"),
+               *sweep_args(name, prepared_sample, tmp_path), "--scheduler", "none", "--max-failures", "2"],
+              ray_cluster, mlflow_uri, env_extra={"AIRCOLOR_FAULT_INJECTION": "unet_256/seed0:once"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    _, kids = children(MlflowClient(mlflow_uri), name)
+    by_name = {k.data.tags["mlflow.runName"]: k for k in kids}
+    assert len(by_name) == len(kids) == 4, "a retried trial opened a second MLflow run"
+    recovered = by_name["unet_256/seed0"]
+    assert recovered.info.status == "FINISHED"
+    history = MlflowClient(mlflow_uri).get_metric_history(recovered.info.run_id, "val.delta_e2000")
+    assert sorted(m.step for m in history) == [1, 2], "the retry did not resume from its checkpoint"
+    trial_dirs = list((tmp_path / name / "trials").glob("*/.injected-failure"))
+    assert len(trial_dirs) == 1
+
+    name = "faults-always"
+    res = cli(["sweep", "run", str(SPACES / "pix2pix_generator.yaml"),
+               *sweep_args(name, prepared_sample, tmp_path), "--scheduler", "none", "--max-failures", "1"],
+              ray_cluster, mlflow_uri, env_extra={"AIRCOLOR_FAULT_INJECTION": "resnet_9blocks/seed1:always"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "1 error" in res.stdout
+    _, kids = children(MlflowClient(mlflow_uri), name)
+    failed = [k for k in kids if k.info.status == "FAILED"]
+    assert [k.data.tags["mlflow.runName"] for k in failed] == ["resnet_9blocks/seed1"]
+    assert "injected failure" in failed[0].data.tags["error"]
+    assert sum(k.info.status == "FINISHED" for k in kids) == 3
+
+
+def test_killed_driver_resumes_without_duplicates(tmp_path, prepared_sample, ray_cluster, mlflow_uri):
+    name = "resume"
+    proc = cli(["sweep", "run", str(SPACES / "pix2pix_colorspace.yaml"),
+                *sweep_args(name, prepared_sample, tmp_path, "train.n_epochs=2", "train.n_epochs_decay=1"),
+                "--scheduler", "none", "--max-concurrent", "1"], ray_cluster, mlflow_uri, background=True)
+    client = MlflowClient(mlflow_uri)
+    deadline = time.time() + 600
+    finished: list = []
+    while time.time() < deadline:  # wait until one trial finished and the next one is running
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            runs = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("aircolor.kind") != "sweep"]
+            finished = [r for r in runs if r.info.status == "FINISHED"]
+            if finished and any(r.info.status == "RUNNING" for r in runs):
+                break
+        if proc.poll() is not None:
+            pytest.fail("the sweep ended before it could be killed:\n" + proc.stdout.read())
+        time.sleep(1)
+    assert finished, "no trial finished in time"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    done_before = {r.info.run_id: r.info.end_time for r in finished}
+
+    res = cli(["sweep", "resume", name, "--storage", str(tmp_path)], ray_cluster, mlflow_uri)
+    assert res.returncode == 0, res.stdout + res.stderr
+    _, kids = children(client, name)
+    names = [k.data.tags["mlflow.runName"] for k in kids]
+    assert sorted(names) == sorted(set(names)) and len(names) == 4  # rgb/lab x 2 seeds, once each
+    assert all(k.info.status == "FINISHED" for k in kids)
+    for run_id, end_time in done_before.items():  # finished trials were not rerun
+        assert client.get_run(run_id).info.end_time == end_time
+        steps = [m.step for m in client.get_metric_history(run_id, "val.delta_e2000")]
+        assert sorted(steps) == sorted(set(steps))
+
+
+def test_ray_job_submit_runs_a_smoke_sweep(tmp_path, prepared_sample, ray_cluster, mlflow_uri):
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    env = dict(ray_cluster["env"], RAY_ADDRESS=ray_cluster["dashboard"])
+    runtime_env = json.dumps({"env_vars": {"MLFLOW_TRACKING_URI": mlflow_uri}})
+    res = subprocess.run([ray_bin, "job", "submit", "--address", ray_cluster["dashboard"], "--working-dir", str(REPO),
+                          "--runtime-env-json", runtime_env, "--", sys.executable, "-m", "sweeps.run",
+                          "search_spaces/pix2pix_colorspace.yaml",
+                          *sweep_args("job-submit", prepared_sample, tmp_path, "--scheduler", "none")],
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "sweep job-submit: FINISHED" in res.stdout
+    _, kids = children(MlflowClient(mlflow_uri), "job-submit")
+    assert len(kids) == 4 and all(k.info.status == "FINISHED" for k in kids)
