@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 import warnings
 from typing import Any
 
@@ -76,12 +77,23 @@ class MlflowSweepCallback(Callback):
 
         self._safely("the best trial", record)
 
+    def _create_child(self, client: Any, trial: Any) -> Any:
+        """A child run for a trial that failed before its training run could start (so it is not lost)."""
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp is None or self.parent_run_id is None:
+            return None
+        tags = {"mlflow.parentRunId": self.parent_run_id, "tune.trial_id": trial.trial_id,
+                "mlflow.runName": self._name(trial), "trial_name": self._name(trial)}
+        return client.create_run(exp.experiment_id, run_name=self._name(trial), tags=tags)
+
     def _close(self, trial: Any, status: str, tags: dict[str, str], *, force: bool = False) -> None:
         """Tag the trial's child run and set its final status (``force``: even if the trial already ended it,
         e.g. a trial that ASHA stopped saw the stop as an exception and closed its own run as FAILED)."""
         def record() -> None:
             client = self._client()
             child = self._child(client, trial.trial_id)
+            if child is None and status == "FAILED":
+                child = self._create_child(client, trial)
             if child is None:
                 return
             for key, value in tags.items():
@@ -104,8 +116,15 @@ class MlflowSweepCallback(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = ""
         try:
-            error = str(trial.error_message or "")[-4000:] if hasattr(trial, "error_message") else ""
+            err = trial.get_error()
+            error = str(err) if err is not None else ""
         except Exception:
             error = ""
+        if not error:
+            try:
+                error = Path(trial.error_file).read_text() if trial.error_file else ""
+            except Exception:
+                error = ""
+        error = error.strip()[-4000:]
         self._close(trial, "FAILED", {"tune.status": "ERROR", "stopped_early": "false",
                                       "error": error or "see the trial's error.txt in the sweep folder"})

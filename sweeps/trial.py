@@ -46,6 +46,18 @@ def trial_config(space: Any, params: dict[str, Any], *, experiment: str, smoke: 
     return cfg
 
 
+def _stop_requested() -> bool:
+    """Has Tune asked this trial to stop (ASHA)? Ray sets its session's stop event and expects the training
+    function to exit at its next report; checking it before every epoch saves that epoch's compute."""
+    try:
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+        return bool(session is not None and session.stop_event.is_set())
+    except Exception:  # a Ray without this internal: fall back to Ray's own exit at the next report
+        return False
+
+
 def _restored_checkpoint() -> Path | None:
     import ray.tune
 
@@ -114,7 +126,7 @@ def _run_in_process(cfg: Any, *, run_dir: Path, tracking_uri: str, parent_run_id
             (run_dir / ".injected-failure").touch()
             raise RuntimeError(f"injected failure in trial {run_name} after its first checkpoint")
 
-    ctx = RunContext(device=device, report=report, resume_from=_restored_checkpoint())
+    ctx = RunContext(device=device, report=report, resume_from=_restored_checkpoint(), should_stop=_stop_requested)
     result = open_run(cfg, ctx, tracking_uri=tracking_uri, parent_run_id=parent_run_id, run_dir=run_dir,
                       run_name=run_name, extra_tags=tags)
     if not result.ok:

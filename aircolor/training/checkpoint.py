@@ -8,13 +8,13 @@ to disk and renamed over the previous one, so a crash during a save leaves the p
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from aircolor.utils import atomic_write
 
 FORMAT = 1
 
@@ -46,22 +46,7 @@ def _python_state_from_list(state: list) -> tuple:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temp file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": FORMAT, **state}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic_write(Path(path), lambda fh: torch.save({"format": FORMAT, **state}, fh))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

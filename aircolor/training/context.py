@@ -23,6 +23,8 @@ class RunContext:
     report: Callable[[dict[str, float], Path | None], None] | None = None
     # A checkpoint handed over by the launcher (Ray Train's restored checkpoint); else the run folder's own.
     resume_from: Path | None = None
+    # Asked before every epoch: True when the launcher wants the run to stop (Ray Tune's early stopping).
+    should_stop: Callable[[], bool] | None = None
 
     @property
     def is_main(self) -> bool:

@@ -96,11 +96,33 @@ def open_run(cfg: RunConfig, ctx: RunContext, *, tracking_uri: str | None = None
 
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    done = _finished_result(run_dir) if cfg.train.resume else None
+    if done is not None:
+        # Already trained to the end (e.g. a sweep trial restarted after its driver died): report, do not rerun,
+        # and leave its MLflow run as it is.
+        if ctx.report is not None:
+            ctx.report({**done.metrics, "epoch": done.epochs, "iteration": done.iterations,
+                        "epochs_total": done.epochs}, None)
+        return done
     tracker = open_tracker(cfg, run_dir, ctx, tracking_uri=tracking_uri, parent_run_id=parent_run_id,
                            run_name=run_name, extra_tags=extra_tags)
     evaluator = Evaluator(cfg, ctx.device, run_dir) if ctx.is_main else None
     try:
-        return train_loop(cfg, ctx, run_dir=run_dir, tracker=tracker, evaluator=evaluator)
+        result = train_loop(cfg, ctx, run_dir=run_dir, tracker=tracker, evaluator=evaluator)
+        if ctx.is_main and result.ok:
+            saved = {k: v for k, v in result.to_dict().items() if k != "history"}
+            atomic_write_text(run_dir / "run.json", json.dumps({"run_id": result.run_id, "finished": True,
+                                                               "result": saved}) + "\n")
+        return result
+    except SystemExit as exc:
+        if ctx.is_main:
+            if exc.code in (0, None):  # Ray Tune stops a trial (e.g. ASHA) with sys.exit(0) inside report()
+                tracker.set_tags({"stopped_early": "true"})
+                tracker.end("KILLED")
+            else:
+                tracker.set_tags({"failure_reason": f"SystemExit({exc.code})"})
+                tracker.end("FAILED")
+        raise
     except BaseException as exc:
         if ctx.is_main:
             tracker.set_tags({"failure_reason": f"{exc.__class__.__name__}: {exc}"[:5000]})
@@ -133,6 +155,18 @@ def preflight(cfg: RunConfig) -> None:
         resolve_weights(cfg.metrics.inception_weights)
     if cfg.train.backend == "local":
         resolve_device(cfg)
+
+
+def _finished_result(run_dir: Path) -> Result | None:
+    """The stored result of a run that already finished in ``run_dir``, if any."""
+    state_file = run_dir / "run.json"
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if not state.get("finished") or not state.get("result"):
+        return None
+    return Result(**state["result"])
 
 
 def run(cfg: RunConfig, *, tracking_uri: str | None = None, address: str | None = None) -> Result:

@@ -211,6 +211,8 @@ def train_loop(cfg: RunConfig, ctx: RunContext, *, run_dir: Path, tracker: Any, 
             trainer.baseline = evaluator.baseline(tracker)
     try:
         while trainer.epoch < last:
+            if ctx.should_stop is not None and ctx.should_stop():
+                raise SystemExit(0)  # stopped from outside (ASHA): the caller records it as stopped early
             trainer.run_epoch()
             metrics: dict[str, float] = {}
             if _due(trainer.epoch, cfg.metrics.eval_every, last) and ctx.is_main:

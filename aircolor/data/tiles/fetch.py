@@ -27,6 +27,7 @@ from typing import Any
 
 
 from aircolor.data.tiles.mercator import TileKey
+from aircolor.utils import atomic_write
 from aircolor.data.tiles.templates import TileTemplate
 
 #: Image formats we accept from a tile server, mapped to the file extension we save them under.
@@ -162,19 +163,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}{_PART_MARK}{secrets.token_hex(6)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda fh: fh.write(data), tmp=tmp)
 
 
 def remove_stale_parts(out_dir: Path) -> int:
