@@ -11,7 +11,7 @@ SAMPLE := aircolor/sample_data
 # one split. Kampala tiles are neighbours at zoom 21: keep blocks of about 10x10 tiles together.
 GROUP_BY := (\d+)_15_|OAM-(\d{6})\d-(\d{6})\d
 
-.PHONY: install demo test clean
+.PHONY: install system-deps demo test clean
 
 install: $(STAMP)
 
@@ -45,7 +45,14 @@ demo: install
 	@echo "demo: datasets in $(DEMO)/data; run folders in $(DEMO)/runs; sweeps in $(DEMO)/sweeps. Watch them with:"
 	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO))/mlruns.db"
 
-test: install
+# Headless Chromium (Debian's package) for the browser checks of the MLflow UI and the report.
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		else echo "note: install chromium (e.g. sudo apt-get install chromium) for the browser tests"; fi; }
+
+test: install system-deps
 	$(BIN)/python -m pytest
 
 clean:

@@ -162,3 +162,42 @@ def test_ray_job_submit_runs_a_smoke_sweep(tmp_path, prepared_sample, ray_cluste
     assert "sweep job-submit: FINISHED" in res.stdout
     _, kids = children(MlflowClient(mlflow_uri), "job-submit")
     assert len(kids) == 4 and all(k.info.status == "FINISHED" for k in kids)
+
+
+CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1600,1000", "--virtual-time-budget=20000"]
+
+
+def chromium() -> str:
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+def test_mlflow_ui_shows_the_sweeps_child_runs(tmp_path, prepared_sample, ray_cluster, mlflow_uri):
+    """A smoke sweep logged to a real mlflow server: the sweep's run page in headless Chromium lists every trial."""
+    browser = chromium()
+    name = "ui-check"
+    res = cli(["sweep", "run", str(SPACES / "pix2pix_colorspace.yaml"), *sweep_args(name, prepared_sample, tmp_path),
+               "--scheduler", "none"], ray_cluster, mlflow_uri)
+    assert res.returncode == 0, res.stdout + res.stderr
+    parent, kids = children(MlflowClient(mlflow_uri), name)
+    url = f"{mlflow_uri}/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
+    profile = tmp_path / "chromium-profile"
+    dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=180).stdout
+    for kid in kids:
+        assert kid.data.tags["mlflow.runName"] in dom, f"{kid.data.tags['mlflow.runName']} not on the sweep's page"
+    assert f"sweep:{name}" in dom
+    shot = tmp_path / "mlflow-sweep.png"
+    subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=180)
+    assert shot.is_file() and shot.stat().st_size > 20_000
+    exp = MlflowClient(mlflow_uri).get_experiment(parent.info.experiment_id)
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"  # the UI opens on the runs table
