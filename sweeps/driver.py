@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -80,8 +79,7 @@ def validate(space_path: str, options: SweepOptions) -> Any:
     if options.gpus_per_trial is not None and options.gpus_per_trial < 0:
         raise UsageError(f"--gpus-per-trial {options.gpus_per_trial}: must be >= 0")
     space = load_space(space_path)
-    params = space.grid()[0] if space.is_categorical else None
-    if params is not None:
+    if space.is_categorical:  # every grid point must give a valid config (Optuna points are checked per trial)
         for p in space.grid():
             trial_config(space, p, experiment="check", smoke=options.smoke, overrides=options.overrides)
     return space
@@ -322,6 +320,3 @@ def _trial_label(state: SweepState, config: dict[str, Any]) -> str:
     except Exception:
         return "?"
 
-
-def options_with(options: SweepOptions, **changes: Any) -> SweepOptions:
-    return dataclasses.replace(options, **changes)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
@@ -79,6 +79,3 @@ def describe_device(device: torch.device) -> str:
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return "cpu"
 
-
-def to_plain(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -26,17 +26,11 @@ import torch
 
 from aircolor.config import RunConfig
 from aircolor.data.datasets import AlignedDataset, SingleDataset, list_images
-from aircolor.training.plots import grid_png, to_uint8
+from aircolor.training.plots import grid_png, to_u8 as _u8, to_uint8
 
 
 def _stack(dataset: Any, key: str) -> torch.Tensor:
     return torch.stack([dataset[i][key] for i in range(len(dataset))])
-
-
-def _u8(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float (N, C, H, W) -> uint8 RGB (N, 3, H, W)."""
-    out = x.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return out.expand(-1, 3, -1, -1).contiguous() if out.size(1) == 1 else out
 
 
 class Evaluator:

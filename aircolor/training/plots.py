@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from aircolor.utils import atomic_write_bytes
@@ -48,13 +49,15 @@ def loss_curve_png(history: dict[str, list[tuple[int, float]]], path: Path, *, a
     return path
 
 
-def to_uint8(images) -> np.ndarray:
-    """(B, C, H, W) tensor in [-1, 1] -> (B, H, W, 3) uint8 (gray repeated to RGB)."""
-    arr = images.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(dtype=__import__("torch").uint8)
-    arr = arr.permute(0, 2, 3, 1).numpy()
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)
-    return arr
+def to_u8(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) float in [-1, 1] -> uint8 RGB (B, 3, H, W) on the CPU (gray repeated to 3 channels)."""
+    out = images.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return out.expand(-1, 3, -1, -1).contiguous() if out.size(1) == 1 else out
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) tensor in [-1, 1] -> (B, H, W, 3) uint8 numpy images, for grids."""
+    return to_u8(images).permute(0, 2, 3, 1).numpy()
 
 
 def grid_png(rows: list[list[np.ndarray]], path: Path, pad: int = 2) -> Path:
