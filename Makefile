@@ -10,6 +10,7 @@ SAMPLE := aircolor/sample_data
 # Massachusetts tiles are cut from 10 source images (<image id>_15_y<row>_x<col>.jpg): keep each image's tiles in
 # one split. Kampala tiles are neighbours at zoom 21: keep blocks of about 10x10 tiles together.
 GROUP_BY := (\d+)_15_|OAM-(\d{6})\d-(\d{6})\d
+SWEEP  := demo-pix2pix-generator-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: install system-deps demo test clean
 
@@ -39,11 +40,15 @@ demo: install
 	@# With random Inception weights FID cannot judge color, so the sweep optimises Delta E 2000 then.
 	@grep -q inception-random $(DEMO)/weights.arg && echo "demo: random Inception weights, so the sweep optimises Delta E 2000 (paired) instead of FID" || true
 	$(BIN)/aircolor sweep run search_spaces/pix2pix_generator.yaml data.root=$(abspath $(DEMO))/data \
-		$$(cat $(DEMO)/weights.arg) --smoke --storage $(DEMO)/sweeps --name demo-pix2pix-generator-$$(date +%Y%m%d-%H%M%S) \
+		$$(cat $(DEMO)/weights.arg) --smoke --storage $(DEMO)/sweeps --name $(SWEEP) \
 		--tracking-uri sqlite:///$(abspath $(DEMO))/mlruns.db --cpus-per-trial 1 --scheduler none \
 		$$(grep -q inception-random $(DEMO)/weights.arg && echo --metric delta_e2000)
+	@# The ranked comparison report of that sweep (HTML + Markdown + figures + Parquet tables).
+	$(BIN)/aircolor report --experiment $(SWEEP) --tracking-uri sqlite:///$(abspath $(DEMO))/mlruns.db \
+		--out $(DEMO)/reports/$(SWEEP) $$(grep -q inception-random $(DEMO)/weights.arg && echo --metric delta_e2000)
 	@echo "demo: datasets in $(DEMO)/data; run folders in $(DEMO)/runs; sweeps in $(DEMO)/sweeps. Watch them with:"
 	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO))/mlruns.db"
+	@echo "demo: the sweep's comparison report: $(abspath $(DEMO))/reports/$(SWEEP)/index.html"
 
 # Headless Chromium (Debian's package) for the browser checks of the MLflow UI and the report.
 system-deps:

@@ -237,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sweeps.cli import register_cli as add_sweep
 
     add_sweep(sub)
+    from analysis.cli import register_cli as add_report
+
+    add_report(sub)
     return parser
 
 

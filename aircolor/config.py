@@ -139,6 +139,8 @@ class MetricsConfig:
     max_images: int | None = _f(None, "evaluate on at most this many images", ge=2)
     kid_subset_size: int = _f(1000, "KID subset size (capped by the number of images)", ge=2)
     batch_size: int = _f(32, "batch size for feature extraction", ge=1)
+    fid_points: int = _f(5, "also FID at this many sample sizes from n/5 to n (`fid_n<N>`), for the report's "
+                            "FID-infinity; 0 or 1: off", ge=0)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ Arguments:
   ``$AIRCOLOR_CACHE_DIR/metrics`` (else ``~/.cache/aircolor/metrics``). Point it at a shared folder for sweeps.
 
 Returns an :class:`Evaluation` ``(metrics, info)``. ``metrics`` is a flat ``dict[str, float]`` with the keys that
-were computed among ``fid``, ``is_mean``, ``is_std``, ``kid_mean``, ``kid_std``, ``psnr``, ``ssim``,
+were computed among ``fid``, ``fid_n<N>`` (FID of N generated images, at ``config.fid_points`` sizes
+from n/5 to n, for an FID-infinity extrapolation), ``is_mean``, ``is_std``, ``kid_mean``, ``kid_std``, ``psnr``, ``ssim``,
 ``delta_e2000``, ``colorfulness`` (generated images), ``colorfulness_real``, and always ``n_fake`` and ``n_real``
 (0 without a real set). ``info`` says how: ``weights_sha256`` (``"standard"`` for torch-fidelity's download),
 ``nonstandard_weights`` (True: FID/IS/KID are not comparable with published values), ``extractor``,
@@ -46,7 +47,7 @@ from aircolor.config import MetricsConfig
 from aircolor.metrics.cache import RealFeatureCache, RealKey, hash_images, image_size_label
 from aircolor.metrics.features import EXTRACTOR_NAME, Features, ImageInput, extract_features, iter_images
 from aircolor.metrics.paired import mean_colorfulness, paired_metrics
-from aircolor.metrics.scores import fid, inception_score, kid
+from aircolor.metrics.scores import fid, fid_at_sizes, fid_sample_sizes, inception_score, kid
 from aircolor.metrics.weights import is_standard, resolve_weights, weights_id, weights_token
 
 _CACHES: dict[Path, RealFeatureCache] = {}
@@ -104,6 +105,8 @@ def _inception_metrics(fakes: list[torch.Tensor], reals: list[torch.Tensor] | No
                                                        device=device, batch_size=config.batch_size)
     if config.fid and f_real is not None:
         metrics["fid"] = fid(f_real, f_fake).value
+        sizes = fid_sample_sizes(len(fakes), config.fid_points)
+        metrics.update({f"fid_n{n}": v for n, v in fid_at_sizes(f_real, f_fake, sizes).items()})
     if config.isc:
         score = inception_score(f_fake)
         metrics.update(is_mean=score.value, is_std=float(score.std or 0.0))

@@ -146,3 +146,30 @@ def kid(f_real: FeatureInput, f_fake: FeatureInput, subset_size: int = 1000, sub
                                  kid_subset_size=m, rng_seed=seed, verbose=False)
     return Score("kid", out[KEY_METRIC_KID_MEAN], out[KEY_METRIC_KID_STD], len(real), len(fake), wid,
                  {"subset_size": m, "subsets": subsets})
+
+
+def fid_sample_sizes(n: int, points: int) -> list[int]:
+    """``points`` sample sizes spread evenly over 1/N between n/5 and n (at least 2 images each); ``[]`` when
+    fewer than 3 distinct sizes are possible (an extrapolation needs 3)."""
+    if points < 3 or n < 6:
+        return []
+    low = max(2, n // 5)
+    inv = np.linspace(1.0 / low, 1.0 / n, points)
+    sizes = sorted({int(round(1.0 / x)) for x in inv})
+    return sizes if len(sizes) >= 3 else []
+
+
+def fid_at_sizes(f_real: FeatureInput, f_fake: FeatureInput, sizes: list[int], seed: int = RNG_SEED) -> dict[int, float]:
+    """FID of the whole real set against the first N of one seeded permutation of the generated set, per N.
+
+    Chong & Forsyth ("Effectively Unbiased FID and Inception Score and where to find them", CVPR 2020) show that
+    FID_N is linear in 1/N; the report fits that line to these points and extrapolates to N = infinity. Only the
+    generated set is subsampled (the real statistics stay fixed), as in their paper.
+    """
+    fake = _pool(f_fake)
+    order = np.random.default_rng(seed).permutation(len(fake))
+    out: dict[int, float] = {}
+    for n in sizes:
+        if 2 <= n <= len(fake):
+            out[n] = fid(f_real, fake[order[:n]]).value
+    return out

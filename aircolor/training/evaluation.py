@@ -60,7 +60,7 @@ class Evaluator:
 
         mcfg = self.cfg.metrics
         if only_fid:
-            mcfg = dataclasses.replace(mcfg, isc=False, kid=False, paired=False)
+            mcfg = dataclasses.replace(mcfg, isc=False, kid=False, paired=False, fid_points=0)
         key = f"{self.data_key}:{split}:{self.cfg.data.size}" if self.data_key else None
         result = evaluate(fake, real, mcfg, real_key=key, paired=paired, device=self.device)
         return result.metrics, result.info

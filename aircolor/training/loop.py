@@ -176,7 +176,8 @@ class Trainer:
         self.model.end_epoch()
         self.epoch += 1
         if ctx.is_main:
-            self.tracker.log_metrics({**self.model.learning_rates(), "epoch": float(self.epoch)}, step=self.epoch)
+            self.tracker.log_metrics({**self.model.learning_rates(), "epoch": float(self.epoch),
+                                      "iteration": float(self.iteration)}, step=self.epoch)
 
     def log_losses(self, means: dict[str, float]) -> None:
         if not means:
