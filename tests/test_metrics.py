@@ -375,11 +375,17 @@ def test_evaluate_gray_to_color(tmp_path, sets, weights_file):
     n = 6
     cfg = MetricsConfig(inception_weights=str(weights_file), kid_subset_size=1000, batch_size=5)
     metrics, info = evaluation.evaluate(sets.gray_a[:n], sets.rgb_a[:n], cfg, cache=tmp_path)
+    # 6 images, 5 points spread over 1/N between n/5 (at least 2) and n: N = 2, 3, 4, 6 (rounded, deduplicated)
     assert set(metrics) == {"fid", "is_mean", "is_std", "kid_mean", "kid_std", "psnr", "ssim", "delta_e2000",
-                            "colorfulness", "colorfulness_real", "n_fake", "n_real"}
+                            "colorfulness", "colorfulness_real", "n_fake", "n_real",
+                            "fid_n2", "fid_n3", "fid_n4", "fid_n6"}
     assert metrics["n_fake"] == metrics["n_real"] == n
     real, fake = sets.a.pool[:n], sets.gray.pool[:n]
     assert metrics["fid"] == pytest.approx(_fid_scipy(real, fake), rel=1e-5)
+    assert metrics["fid_n6"] == pytest.approx(metrics["fid"], rel=1e-9)  # all 6 images: the same set
+    # FID_N: the whole real set against the first N of the generated set in a seeded (2020) permutation
+    order = np.random.default_rng(2020).permutation(n)
+    assert metrics["fid_n3"] == pytest.approx(_fid_scipy(real, fake[order[:3]]), rel=1e-5)
     assert metrics["kid_mean"] == pytest.approx(_kid_numpy(real, fake, n, 100, 2020)[0], rel=1e-5)
     assert metrics["colorfulness"] == 0.0 and metrics["colorfulness_real"] > 1.0
     assert 0.0 < metrics["ssim"] < 1.0 and metrics["delta_e2000"] > 0.0
@@ -507,3 +513,18 @@ def test_low_rank_fid_equals_torch_fidelitys_eigenvalue_computation():
     theirs = fid_statistics_to_metric(fid_features_to_statistics(torch.from_numpy(fake)),
                                       fid_features_to_statistics(torch.from_numpy(real)), verbose=False)
     assert ours.value == pytest.approx(float(theirs[KEY_METRIC_FID]), rel=1e-6)
+
+
+def test_fid_sample_sizes_span_n_over_5_to_n_or_are_off():
+    from aircolor.metrics.scores import fid_sample_sizes
+
+    # evenly spaced in 1/N from 1/(n/5) to 1/n: 1/200 ... 1/1000 -> 200, 250, 333, 500, 1000
+    assert fid_sample_sizes(1000, 5) == [200, 250, 333, 500, 1000]
+    assert fid_sample_sizes(1000, 0) == [] and fid_sample_sizes(1000, 2) == []  # an extrapolation needs 3 points
+    assert fid_sample_sizes(5, 5) == []                                          # too few images
+
+
+def test_fid_points_off_logs_a_single_fid(tmp_path, sets, weights_file):
+    cfg = MetricsConfig(inception_weights=str(weights_file), fid_points=0, isc=False, kid=False)
+    metrics, _ = evaluation.evaluate(sets.gray_a[:6], sets.rgb_a[:6], cfg, cache=tmp_path)
+    assert "fid" in metrics and not [k for k in metrics if k.startswith("fid_n")]

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -182,6 +183,37 @@ def test_report_files_say_what_a_reader_needs(known_store, tmp_path):
     assert not list(tmp_path.glob(".report.tmp-*"))  # the staging folder was renamed into place
 
 
+def test_early_stopped_trials_are_ranked_only_at_the_last_common_budget(known_store, tmp_path):
+    from analysis.report import ReportOptions, build_report
+
+    out = tmp_path / "report"
+    build_report([EXPERIMENT], known_store, out, ReportOptions(n_boot=500, samples=False))
+    md = (out / "report.md").read_text()
+    budget = md.split('<a id="budget"></a>')[1].split("<a id=")[0]
+    # the stopped trial reached epoch 2, so every non-failed trial is compared at epoch 2, where val.fid = final + 2:
+    # unet 11, 12, 13 -> 12; resnet 20, 22, 24 and the stopped trial 30 + 2 = 32 -> 24.5 (4 trials)
+    assert "at epoch 2" in budget
+    assert "| 1 | unet_256 | 12 |" in budget and "| 2 | resnet_9blocks | 24.5 |" in budget
+    assert "| 4 |" in budget.split("| 2 | resnet_9blocks |")[1].splitlines()[0]  # n = 4 with the stopped trial
+    # the final ranking compares full budgets only: resnet's mean there is 20 over its 3 completed seeds
+    ranking = md.split('<a id="ranking"></a>')[1].split("<a id=")[0]
+    assert "| 2 | resnet_9blocks | 20 |" in ranking
+
+
+def test_fanova_importances_find_the_factor_that_matters():
+    from analysis.importance import fanova_importances
+
+    rng = np.random.default_rng(0)
+    lrs = np.geomspace(5e-5, 1e-3, 16)
+    trials = pd.DataFrame({"factor.train.lr_G": [f"{x:.6g}" for x in lrs],
+                           "factor.model.ngf": [str(v) for v in rng.choice([32, 64], size=16)],
+                           "val.fid": 100 * np.log10(lrs / 5e-5) + rng.normal(0, 0.5, 16)})
+    imp = fanova_importances(trials, "val.fid", mode="min")
+    assert set(imp) == {"train.lr_G", "model.ngf"} and sum(imp.values()) == pytest.approx(1.0)
+    assert imp["train.lr_G"] > 0.8
+    assert "at least 4 completed trials" in fanova_importances(trials.head(3), "val.fid")
+
+
 def test_report_cli_errors_are_one_line(known_store, tmp_path):
     res = run_cli("report", "--experiment", "nope", "--tracking-uri", known_store, "--out", str(tmp_path / "r"))
     assert res.returncode == 2 and "no MLflow experiment named 'nope'" in res.stderr
@@ -249,6 +281,7 @@ def test_report_of_a_real_smoke_sweep_opens_cleanly_in_chromium(tmp_path, prepar
     trials = pd.read_parquet(out / "trials.parquet")
     assert sorted(trials["config"].unique()) == ["resnet_9blocks", "unet_256"] and len(trials) == 4
     assert (trials["outcome"] == "completed").all()
+    assert [c for c in trials.columns if c.startswith("val.fid_n")]  # FID at several sample sizes, for FID-infinity
     md = (out / "report.md").read_text()
     assert "gray copy (no colorization)" in md and "NON-STANDARD Inception weights" in md
     assert "figures/samples.png" in md  # the generators came back from MLflow and colorized the same photos

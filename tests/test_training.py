@@ -82,6 +82,18 @@ def test_tiny_run_of_every_family_is_tracked(name, tmp_path, prepared_sample, pr
     assert {"model/generator.pt", "model/config.yaml"} <= model_files
     exported = torch.load(result.generator, weights_only=True)
     assert exported["family"] == cfg.model.family and exported["nets"]
+    # the exported generator alone reproduces the last evaluation: same colorizations, same PSNR
+    from aircolor.metrics.paired import paired_metrics
+    from aircolor.models.exported import load_generator
+    from aircolor.training.evaluation import Evaluator
+    from aircolor.training.plots import to_u8
+
+    model, loaded = load_generator(result.generator)
+    assert loaded == cfg
+    ev = Evaluator(cfg, torch.device("cpu"), tmp_path / "reeval")
+    fake = to_u8(ev._colorize(model, ev.val_gray))
+    hwc = [im.permute(1, 2, 0).numpy() for im in fake], [im.permute(1, 2, 0).numpy() for im in ev.val_real]
+    assert paired_metrics(*hwc)["psnr"] == pytest.approx(metrics["val.psnr"], rel=1e-5)
 
 
 def test_resume_ends_with_the_same_weights(tmp_path, prepared_sample, monkeypatch):
