@@ -240,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     from analysis.cli import register_cli as add_report
 
     add_report(sub)
+    from aircolor.colorize.cli import register_cli as add_colorize
+
+    add_colorize(sub)
     return parser
 
 

@@ -120,13 +120,35 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from aircolor.tracking.uri import resolve_tracking_uri
+    from sweeps.promote import promote
+    from sweeps.state import STATE_FILE, SweepState
+
+    experiment, uri, metric = args.name, args.tracking_uri, args.metric
+    from pathlib import Path
+
+    if (Path(args.storage) / args.name / STATE_FILE).is_file():
+        state = SweepState.load(args.storage, args.name)
+        experiment, uri = state.experiment, uri or state.tracking_uri
+        metric = metric or state.options.metric
+    result = promote(args.name, tracking_uri=resolve_tracking_uri(None, uri), experiment=experiment,
+                     metric=metric or "fid", model_name=args.model_name)
+    verb = "registered" if result.created else "already registered as"
+    print(f"{verb} {result.uri} (alias @best): trial {result.trial}, {result.metric_key} = {result.value:.6g}")
+    if result.nonstandard_weights and result.metric_key.split(".")[-1].startswith(("fid", "kid", "is")):
+        print("warning: that metric was computed with non-standard Inception weights")
+    print(f"colorize with: aircolor colorize --model {result.uri} INPUT... --out DIR")
+    return 0
+
+
 def _examples(text: str) -> dict[str, Any]:
     return {"epilog": "example:\n" + textwrap.indent(textwrap.dedent(text).strip(), "  "),
             "formatter_class": argparse.RawDescriptionHelpFormatter}
 
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
-    sweep = subparsers.add_parser("sweep", help="ablation sweeps on Ray Tune (run, resume, status, list)",
+    sweep = subparsers.add_parser("sweep", help="ablation sweeps on Ray Tune (run, resume, status, list, promote)",
                                   description="Run the study's ablation sweeps on a Ray cluster, tracked in MLflow.")
     sub = sweep.add_subparsers(dest="sweep_command", metavar="COMMAND", parser_class=type(sweep), required=True)
     run = sub.add_parser("run", help="start a sweep of a search space", **_examples("""
@@ -151,4 +173,15 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     lst.add_argument("--storage", default=_storage_default(), help=_STORAGE_HELP)
     lst.add_argument("--json", action="store_true", help="print JSON")
     lst.set_defaults(func=_cmd_list)
+    prom = sub.add_parser("promote", help="register the best trial's generator in the MLflow model registry",
+                          **_examples("""
+        aircolor sweep promote cut_identity-20261124-101500
+        aircolor colorize --model models:/aircolor-cut_identity-20261124-101500/1 scans/ --out colorized/
+    """))
+    prom.add_argument("name", metavar="NAME", help="the sweep (also its MLflow experiment)")
+    prom.add_argument("--metric", choices=sorted(METRICS), help="what 'best' means (default: the sweep's metric)")
+    prom.add_argument("--model-name", help="registered model name (default aircolor-NAME)")
+    prom.add_argument("--storage", default=_storage_default(), help=_STORAGE_HELP)
+    prom.add_argument("--tracking-uri", help="MLflow tracking URI (default: the sweep's)")
+    prom.set_defaults(func=_cmd_promote)
     return sweep

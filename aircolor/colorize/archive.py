@@ -1,0 +1,185 @@
+"""Colorize a whole archive: find the photos, skip finished ones, colorize the rest, report every file.
+
+Inputs are files, folders (searched recursively for images) and glob patterns. A folder's photos keep their
+sub-folders under ``--out``; files named directly go to the top of ``--out``. Outputs that already exist are
+skipped (they were written atomically, so they are complete): a rerun after a crash or Ctrl-C picks up where
+the last one stopped. Inputs are never overwritten, and the output folder is never searched for inputs.
+
+A file that cannot be colorized (unreadable, a color image, a wrong band count, above ``--max-pixels``) is
+reported and skipped; ``colorize-summary.json`` in the output folder lists what was done, skipped and failed,
+and the exit code is 1 when anything failed.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aircolor.colorize.imageio import IMAGE_SUFFIXES, InputError, copy_sidecars, read_photo, write_photo
+from aircolor.errors import UsageError
+from aircolor.utils import atomic_write_text
+
+SUMMARY = "colorize-summary.json"
+FORMATS = {"same": None, "png": ".png", "tiff": ".tif", "jpeg": ".jpg"}
+
+
+@dataclass(frozen=True)
+class ArchiveOptions:
+    out_dir: Path
+    max_pixels: int = 300_000_000
+    overwrite: bool = False
+    format: str = "same"
+    progress: bool = True
+
+
+@dataclass
+class FileResult:
+    input: str
+    output: str
+    status: str                   # done | skipped | failed
+    reason: str = ""
+    seconds: float = 0.0
+    tiles: int = 0
+    pixels: int = 0
+
+
+@dataclass
+class Summary:
+    model: str
+    out_dir: str
+    files: list[FileResult] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(f.status == status for f in self.files)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "out_dir": self.out_dir,
+                "counts": {s: self.count(s) for s in ("done", "skipped", "failed")},
+                "files": [asdict(f) for f in self.files]}
+
+
+# ------------------------------------------------------------------------------------------------ discovery
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def discover(inputs: list[str], out_dir: Path) -> list[tuple[Path, Path]]:
+    """(input file, output path relative to ``out_dir`` without its final suffix decided) for every photo."""
+    found: list[tuple[Path, Path]] = []
+    for spec in inputs:
+        path = Path(spec).expanduser()
+        if path.is_file():
+            found.append((path, Path(path.name)))
+        elif path.is_dir():
+            if path.resolve() == out_dir.resolve():
+                raise UsageError(f"--out {out_dir} is the input folder {spec}: outputs would overwrite the inputs; "
+                                 f"choose another output folder")
+            # an output folder inside the input folder holds earlier outputs, not photos to colorize
+            skip = out_dir if _inside(out_dir, path) else None
+            files = sorted(p for p in path.rglob("*")
+                           if p.is_file() and _is_image(p) and not (skip and _inside(p, skip)))
+            found.extend((p, p.relative_to(path)) for p in files)
+        elif glob.has_magic(spec):
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(spec), recursive=True))
+            files = [m for m in matches if m.is_file() and _is_image(m) and not _inside(m, out_dir)]
+            if not files:
+                raise UsageError(f"INPUT {spec!r} matches no image files")
+            found.extend((m, Path(m.name)) for m in files)
+        else:
+            raise UsageError(f"INPUT {spec}: no such file or folder (a glob pattern needs * ? or [ ])")
+    if not found:
+        raise UsageError(f"no images found in {' '.join(inputs)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return found
+
+
+def plan_outputs(found: list[tuple[Path, Path]], options: ArchiveOptions) -> list[tuple[Path, Path]]:
+    """(input, output path): the input's format unless ``--format``; never an input, never two inputs to one."""
+    want = FORMATS[options.format]
+    planned: dict[Path, Path] = {}
+    inputs = {p.resolve() for p, _ in found}
+    out = []
+    for src, rel in found:
+        suffix = want or (".png" if src.suffix.lower() in (".gif", ".jp2") else src.suffix)
+        target = (options.out_dir / rel).with_suffix(suffix)
+        key = target.resolve()
+        if key in inputs:
+            raise UsageError(f"--out {options.out_dir} would overwrite the input {src}; choose another output folder")
+        if key in planned and planned[key] != src.resolve():
+            raise UsageError(f"{planned[key]} and {src} would both be written to {target}; colorize them into "
+                             f"different --out folders")
+        planned[key] = src.resolve()
+        out.append((src, target))
+    return out
+
+
+def _clean_stale_temps(out_dir: Path) -> None:
+    """Temporary files of a run that was killed mid-write (``.<name>.<random>.tmp``): never complete outputs."""
+    if out_dir.is_dir():
+        for tmp in out_dir.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------ the run
+def colorize_file(colorizer: Any, src: Path, target: Path, options: ArchiveOptions) -> FileResult:
+    started, tiles_before = time.perf_counter(), colorizer.tiles_done
+    try:
+        photo = read_photo(src, max_pixels=options.max_pixels)
+        if target.suffix.lower() in (".jpg", ".jpeg"):
+            if photo.alpha is not None or photo.valid is not None:
+                raise InputError("has transparent or nodata areas, which JPEG cannot keep; use --format png or tiff")
+            if photo.bits == 16:
+                raise InputError("is 16-bit, which JPEG cannot keep; use --format png or tiff")
+        samples = colorizer(photo.gray, bits=photo.bits)
+        write_photo(samples, photo, target)
+        copy_sidecars(src, target)
+    except InputError as exc:
+        return FileResult(str(src), str(target), "failed", str(exc), time.perf_counter() - started)
+    except (OSError, RuntimeError, ValueError) as exc:  # e.g. a disk error or out of memory on one huge scan
+        return FileResult(str(src), str(target), "failed", f"{exc.__class__.__name__}: {str(exc)[:300]}",
+                          time.perf_counter() - started)
+    return FileResult(str(src), str(target), "done", "", time.perf_counter() - started,
+                      colorizer.tiles_done - tiles_before, int(photo.gray.size))
+
+
+def colorize_archive(colorizer: Any, inputs: list[str], options: ArchiveOptions, *, model: str) -> Summary:
+    """Colorize every photo of ``inputs`` into ``options.out_dir``; see the module docstring."""
+    from tqdm import tqdm
+
+    if options.format not in FORMATS:
+        raise UsageError(f"--format {options.format!r}: use one of {', '.join(FORMATS)}")
+    jobs = plan_outputs(discover(inputs, options.out_dir), options)
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    _clean_stale_temps(options.out_dir)
+    summary = Summary(model=model, out_dir=str(options.out_dir))
+    started, tiles0 = time.perf_counter(), colorizer.tiles_done
+    bar = tqdm(jobs, unit="img", disable=not options.progress, dynamic_ncols=True)
+    for src, target in bar:
+        if target.exists() and not options.overwrite:
+            summary.files.append(FileResult(str(src), str(target), "skipped", "already colorized"))
+            continue
+        bar.set_description(src.name[:40])
+        summary.files.append(colorize_file(colorizer, src, target, options))
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        bar.set_postfix({"img/s": f"{summary.count('done') / elapsed:.2f}",
+                         "tiles/s": f"{(colorizer.tiles_done - tiles0) / elapsed:.1f}",
+                         "failed": summary.count("failed")})
+    bar.close()
+    atomic_write_text(options.out_dir / SUMMARY, json.dumps(summary.to_dict(), indent=2) + "\n")
+    return summary
