@@ -47,6 +47,11 @@ def rgb_model(tmp_path_factory, prepared_sample) -> Path:
     return _train(prepared_sample, tmp_path_factory.mktemp("rgb"), "data.color_space=rgb")
 
 
+def load(path: Path, mode: str | None = None) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.array(im.convert(mode) if mode else im)
+
+
 def colorize(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "aircolor", "colorize", "--quiet", *args], capture_output=True,
                           text=True, timeout=600, cwd=cwd)
@@ -71,8 +76,8 @@ def test_a_real_1024_photo_keeps_its_size_and_its_luminance_without_seams(tmp_pa
     # the default for a JPEG input, adds its own compression error on top)
     res = colorize("--model", str(lab_model), str(src), "--out", str(tmp_path / "out"), "--format", "png")
     assert res.returncode == 0, res.stdout + res.stderr
-    out = np.asarray(Image.open(tmp_path / "out" / (src.stem + ".png")).convert("RGB"))
-    gray = np.asarray(Image.open(src).convert("L"))
+    out = load(tmp_path / "out" / (src.stem + ".png"), "RGB")
+    gray = load(src, "L")
     assert out.shape == (1024, 1024, 3)
     # L* of the output is the input's own L* (the gray (g, g, g)); 8-bit rounding of RGB moves L* by < 0.5
     lab = lab_of(out)
@@ -106,21 +111,21 @@ def test_hard_tile_edges_would_be_measured_as_seams(tmp_path, sample_data, lab_m
     assert res.returncode == 0, res.stdout + res.stderr
     from aircolor.colorize.tiling import tile_starts
 
-    lab = lab_of(np.asarray(Image.open(tmp_path / "hard" / (src.stem + ".png")).convert("RGB")))
+    lab = lab_of(load(tmp_path / "hard" / (src.stem + ".png"), "RGB"))
     _, (edge, inside) = seam_steps(lab, tile_starts(1024, 32, 0))
     assert edge.mean() > 1.15 * inside.mean()
 
 
 def test_rgb_models_keep_the_input_luminance_unless_asked(tmp_path, sample_data, rgb_model):
     src = tmp_path / "small.png"
-    Image.open(sample_data / Z17).convert("L").crop((0, 0, 200, 150)).save(src)
+    Image.fromarray(load(sample_data / Z17, "L")[:150, :200]).save(src)
     for flag, folder in (([], "keep"), (["--model-luminance"], "model")):
         res = colorize("--model", str(rgb_model), str(src), "--out", str(tmp_path / folder), *flag)
         assert res.returncode == 0, res.stdout + res.stderr
-    gray = np.asarray(Image.open(src))
+    gray = load(src)
     L_in = lab_of(np.repeat(gray[..., None], 3, axis=2))[..., 0]
-    keep = lab_of(np.asarray(Image.open(tmp_path / "keep" / "small.png")))
-    own = lab_of(np.asarray(Image.open(tmp_path / "model" / "small.png")))
+    keep = lab_of(load(tmp_path / "keep" / "small.png"))
+    own = lab_of(load(tmp_path / "model" / "small.png"))
     assert keep.shape[:2] == (150, 200)
     assert np.abs(keep[..., 0] - L_in).max() < 1.0
     assert np.abs(own[..., 0] - L_in).mean() > 2.0  # a one-epoch model's own lightness is far from the input's
@@ -145,8 +150,7 @@ def _write_geotiff(path: Path, gray: np.ndarray, *, x: int, y: int, z: int, noda
 def test_geotiff_keeps_crs_transform_nodata_and_depth(tmp_path, sample_data, lab_model, bits):
     import rasterio
 
-    photo = Image.open(sample_data / Z18)  # gray + alpha tile x229749 y104184 at zoom 18
-    gray = np.asarray(photo.convert("L")).astype(np.uint16 if bits == 16 else np.uint8)
+    gray = load(sample_data / Z18, "L").astype(np.uint16 if bits == 16 else np.uint8)
     if bits == 16:
         gray = gray * 257 + 3  # use the 16-bit range
     gray[:20, :30] = 0      # a nodata corner
@@ -172,17 +176,17 @@ def test_world_files_are_carried_and_gray_alpha_stays_transparent(tmp_path, samp
     world = "1.0\n0.0\n0.0\n-1.0\n135.51\n34.69\n"
     (src_dir / "roll1" / "frame.jgw").write_text(world)
     shutil.copy(sample_data / Z18, src_dir / "alpha.png")        # real gray+alpha PNG
-    la = Image.open(src_dir / "alpha.png")
-    alpha = np.array(la)[..., 1]
+    la = load(src_dir / "alpha.png")                              # (H, W, 2): gray + alpha (zoom 18 tile)
+    alpha = la[..., 1].copy()
     alpha[:10] = 0                                                # make part of it transparent
-    Image.fromarray(np.dstack([np.array(la)[..., 0], alpha]), "LA").save(src_dir / "alpha.png")
+    Image.fromarray(np.dstack([la[..., 0], alpha]), "LA").save(src_dir / "alpha.png")
     (src_dir / "alpha.pgw").write_text(world)
     res = colorize("--model", str(lab_model), str(src_dir), "--out", str(tmp_path / "out"))
     assert res.returncode == 0, res.stdout + res.stderr
     assert (tmp_path / "out" / "roll1" / "frame.jgw").read_text() == world
     assert (tmp_path / "out" / "alpha.pgw").read_text() == world
-    out = Image.open(tmp_path / "out" / "alpha.png")
-    assert out.mode == "RGBA" and (np.asarray(out)[..., 3] == alpha).all()
+    out = load(tmp_path / "out" / "alpha.png")
+    assert out.shape == (256, 256, 4) and (out[..., 3] == alpha).all()
 
 
 def test_rerun_skips_finished_outputs_and_never_touches_inputs(tmp_path, sample_data, lab_model):
@@ -217,6 +221,7 @@ def test_rerun_skips_finished_outputs_and_never_touches_inputs(tmp_path, sample_
     assert {p.name: p.read_bytes() for p in src_dir.iterdir() if p.is_file()} == before
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the test's own plain TIFF / PNG
 def test_bad_inputs_are_reported_per_file_and_set_the_exit_code(tmp_path, sample_data, lab_model):
     import rasterio
 
@@ -230,9 +235,25 @@ def test_bad_inputs_are_reported_per_file_and_set_the_exit_code(tmp_path, sample
     with rasterio.open(bad / "five.tif", "w", driver="GTiff", width=8, height=8, count=5, dtype="uint8") as ds:
         ds.write(np.zeros((5, 8, 8), np.uint8))
     shutil.copy(sample_data / Z17, bad / "huge.jpg")                         # 1024 x 1024 > --max-pixels
+    # inputs that look odd but are fine: a gray photo saved as RGB, one smaller than a tile, a 16-bit scan
+    gray = load(sample_data / Z17, "L")
+    Image.fromarray(np.repeat(gray[:300, :300, None], 3, axis=2)).save(bad / "gray_as_rgb.jpg", quality=90)
+    Image.fromarray(gray[:17, :20]).save(bad / "tiny.png")
+    sixteen = gray[:64, :96].astype(np.uint16) * 257 + np.arange(96, dtype=np.uint16)[None, :]  # low bits used
+    Image.fromarray(sixteen).save(bad / "sixteen.png")
     res = colorize("--model", str(lab_model), str(bad), "--out", str(tmp_path / "out"), "--max-pixels", "500000")
     assert res.returncode == 1, res.stdout + res.stderr
-    assert "colorized 1, skipped 0 (already done), failed 5" in res.stdout
+    assert "colorized 4, skipped 0 (already done), failed 5" in res.stdout
+    assert load(tmp_path / "out" / "tiny.png").shape == (17, 20, 3)
+    assert load(tmp_path / "out" / "gray_as_rgb.jpg").shape == (300, 300, 3)
+    with rasterio.open(tmp_path / "out" / "sixteen.png") as ds:                # 16-bit in, 16-bit RGB PNG out
+        assert ds.count == 3 and ds.dtypes[0] == "uint16"
+        out16 = np.moveaxis(ds.read(), 0, -1).astype(np.float64) / 65535
+    from aircolor.data.colorspace import rgb_to_lab
+
+    L_out = rgb_to_lab(torch.from_numpy(out16).permute(2, 0, 1))[0]
+    L_in = rgb_to_lab(torch.from_numpy(np.repeat(sixteen[None] / 65535.0, 3, axis=0)))[0]
+    assert (L_out - L_in).abs().max() < 0.02  # the luminance keeps its 16-bit precision
     summary = json.loads((tmp_path / "out" / "colorize-summary.json").read_text())
     reasons = {Path(f["input"]).name: f["reason"] for f in summary["files"] if f["status"] == "failed"}
     assert set(reasons) == {"truncated.jpg", "notes.png", "color.jpg", "five.tif", "huge.jpg"}
@@ -280,7 +301,7 @@ def test_promote_then_colorize_from_the_model_registry(tmp_path, prepared_sample
         out = tmp_path / spec.rsplit("/", 1)[-1].replace("@", "_")
         res = colorize("--model", spec, "--tracking-uri", mlflow_uri, str(sample_data / Z18), "--out", str(out))
         assert res.returncode == 0, res.stdout + res.stderr
-        assert Image.open(out / "x229749_y104184.png").size == (256, 256)
+        assert load(out / "x229749_y104184.png").shape == (256, 256, 4)  # the tile's alpha is kept
     res = colorize("--model", f"models:/aircolor-{experiment}/7", "--tracking-uri", mlflow_uri,
                    str(sample_data / Z18), "--out", str(tmp_path / "v7"))
     assert res.returncode == 2 and "not in the model registry" in res.stderr

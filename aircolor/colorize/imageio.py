@@ -14,9 +14,11 @@ and renamed into place, so an output that exists is complete.
 from __future__ import annotations
 
 import shutil
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -89,13 +91,23 @@ def read_photo(path: Path, *, max_pixels: int) -> Photo:
     return _read_pil(path, max_pixels)
 
 
+@contextmanager
+def _quiet_georef() -> Iterator[None]:
+    """A plain (not georeferenced) TIFF is fine here: no NotGeoreferencedWarning for it."""
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        yield
+
+
 def _read_tiff(path: Path, max_pixels: int) -> Photo:
     import rasterio
     from rasterio.enums import ColorInterp
     from rasterio.errors import RasterioIOError
 
     try:
-        with rasterio.open(path) as ds:
+        with _quiet_georef(), rasterio.open(path) as ds:
             check_pixels(ds.width, ds.height, max_pixels)
             interp = list(ds.colorinterp)
             data = ds.read()
@@ -202,7 +214,7 @@ def _write_tiff(samples: np.ndarray, photo: Photo, out: Path) -> Path:
         profile["nodata"] = photo.nodata
 
     with atomic_path(out) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
+        with _quiet_georef(), rasterio.open(tmp, "w", **profile) as dst:
             for i, band in enumerate(bands, start=1):
                 dst.write(band, i)
             interp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
@@ -270,6 +282,7 @@ def copy_sidecars(src: Path, out: Path) -> list[Path]:
             target = out.with_name(out.name + ".aux.xml")
         else:
             target = out.with_suffix(WORLD_SUFFIXES.get(out.suffix.lower(), ".wld"))
-        atomic_write(target, lambda fh, s=side: shutil.copyfileobj(open(s, "rb"), fh))
+        with atomic_path(target) as tmp:
+            shutil.copyfile(side, tmp)
         copied.append(target)
     return copied
