@@ -302,7 +302,8 @@ def _fid_section(study: Study) -> Section:
                      "sizes": ",".join(str(int(s)) for s in sorted(stats.fid_sizes_from_history(
                          h, group["run_id"].iloc[0]))) or "-"})
     sec.text("FID is biased upwards at small sample sizes, and the bias depends on the generator (Chong & Forsyth, "
-             "CVPR 2020). Completed trials only, mean over seeds. Where the runs logged FID at several numbers of generated images (val.fid_n<N>, "
+             "CVPR 2020). Completed trials only, mean over seeds. Where the runs logged FID at several numbers of "
+             "generated images (val.fid_n<N>, "
              "metrics.fid_points), FID_N is fitted as linear in 1/N and extrapolated to N = infinity.")
     sec.table(pd.DataFrame(rows))
     if reasons:
@@ -332,7 +333,8 @@ def _effects_section(study: Study, opts: ReportOptions, metrics: list[str], figs
                  f"Holm-corrected over all the comparisons of this table.")
         shown = pd.DataFrame({
             "factor": eff["factor"].str.replace("factor.", "", regex=False), "level": eff["level"],
-            "n": [f"{a}/{b}" for a, b in zip(eff["n_level"], eff["n_rest"])], "mean at level": eff["mean_level"].map(_fmt),
+            "n": [f"{a}/{b}" for a, b in zip(eff["n_level"], eff["n_rest"])],
+            "mean at level": eff["mean_level"].map(_fmt),
             "mean otherwise": eff["mean_rest"].map(_fmt), "difference": eff["diff"].map(_fmt),
             "95% CI": [f"[{_fmt(a)}, {_fmt(b)}]" for a, b in zip(eff["ci_low"], eff["ci_high"])],
             "Welch p": eff["welch_p"].map(_fmt), "Holm p": eff["p_holm"].map(_fmt),
@@ -488,7 +490,8 @@ def _trials_section(study: Study, primary: str) -> Section:
              "per trial) and history.parquet (one row per logged step).")
     sec.table(pd.DataFrame({
         "trial": t["run_name"], "configuration": t["config"], "seed": t["seed"].map(lambda s: _fmt(s, 6)),
-        "outcome": t["outcome"], "epochs": [f"{_fmt(a, 3)}/{_fmt(b, 3)}" for a, b in zip(t["epochs"], t["epochs_total"])],
+        "outcome": t["outcome"],
+        "epochs": [f"{_fmt(a, 3)}/{_fmt(b, 3)}" for a, b in zip(t["epochs"], t["epochs_total"])],
         stats.METRICS[primary].label: t[key].map(_fmt) if key in t else "-",
         "duration (min)": (t["duration_s"] / 60).map(lambda x: _fmt(x, 3)), "GPU-h": t["gpu_hours"].map(
             lambda x: _fmt(x, 3)), "device": t["device"].fillna("-"), "run id": t["run_id"]}))

@@ -383,8 +383,8 @@ def _loss_key(key: str) -> str:
 def loss_epoch_means(history: pd.DataFrame, run_id: str, keys: Iterable[str]) -> pd.DataFrame:
     """Per-epoch means of a run's ``loss.<k>`` values (``k`` given with or without the ``loss.`` prefix).
 
-    Index: 0-based epoch bin (epoch values in (e - 1, e] go to bin e - 1); one column per key, named as given. Epochs missing any of the
-    keys are dropped, so the frame is empty when a key was never logged.
+    Index: 0-based epoch bin (epoch values in (e - 1, e] go to bin e - 1); one column per key, named as given.
+    Epochs missing any of the keys are dropped, so the frame is empty when a key was never logged.
     """
     names = list(dict.fromkeys(keys))
     full = {_loss_key(k): k for k in names}

@@ -108,10 +108,19 @@ class MlflowSweepCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         last = trial.last_result or {}
         total = last.get("epochs_total")
-        stopped = bool(total) and int(last.get("epoch", 0)) < int(total)
+        epoch = int(last.get("epoch", 0))
+        # A trial that ASHA stops while it runs its last epoch finishes that epoch before it sees the stop, and its
+        # last report is dropped: the run's own `epoch` metric says how far it really got.
+        try:
+            child = self._child(self._client(), trial.trial_id)
+            logged = child.data.metrics.get("epoch") if child is not None else None
+            epoch = max(epoch, int(logged)) if logged is not None else epoch
+        except Exception:
+            pass
+        stopped = bool(total) and epoch < int(total)
         self._close(trial, "KILLED" if stopped else "FINISHED",
                     {"tune.status": "TERMINATED", "stopped_early": str(stopped).lower(),
-                     "tune.last_epoch": str(last.get("epoch", ""))}, force=stopped)
+                     "tune.last_epoch": str(epoch)}, force=stopped)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = ""

@@ -67,7 +67,8 @@ def promote(name: str, *, tracking_uri: str, experiment: str, metric: str, model
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        raise UsageError(f"no MLflow experiment {experiment!r} at {tracking_uri}; check the sweep name or --tracking-uri")
+        raise UsageError(f"no MLflow experiment {experiment!r} at {tracking_uri}; check the sweep name or "
+                         f"--tracking-uri")
     runs = sorted(_candidates(client, exp.experiment_id, key), key=lambda r: r.data.metrics[key],
                   reverse=mode == "max")
     best = next((r for r in runs if _has_generator(client, r.info.run_id)), None)

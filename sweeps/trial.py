@@ -13,6 +13,7 @@ its ``run.json`` there, so it continues its own MLflow child run instead of open
 from __future__ import annotations
 
 import shutil
+import time
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -80,6 +81,7 @@ def make_trainable(*, space_path: str, sweep_dir: str, experiment: str, tracking
     """
 
     def trainable(config: dict[str, Any]) -> None:
+        started = time.time()  # the trial's start: the run logs startup_s from here to its first iteration
         import ray.tune
 
         from sweeps.space import load_space
@@ -99,13 +101,14 @@ def make_trainable(*, space_path: str, sweep_dir: str, experiment: str, tracking
             return
         _run_in_process(cfg, run_dir=run_dir, tracking_uri=tracking_uri, parent_run_id=parent_run_id,
                         run_name=space.trial_name(params), tags=tags, cpus=cpus_per_trial, gpus=gpus_per_trial,
-                        fail_after_first_report=fail_once)
+                        fail_after_first_report=fail_once, started=started)
 
     return trainable
 
 
 def _run_in_process(cfg: Any, *, run_dir: Path, tracking_uri: str, parent_run_id: str | None, run_name: str,
-                    tags: dict[str, str], cpus: float, gpus: float, fail_after_first_report: bool = False) -> None:
+                    tags: dict[str, str], cpus: float, gpus: float, fail_after_first_report: bool = False,
+                    started: float | None = None) -> None:
     import dataclasses
 
     import ray.tune
@@ -126,7 +129,8 @@ def _run_in_process(cfg: Any, *, run_dir: Path, tracking_uri: str, parent_run_id
             (run_dir / ".injected-failure").touch()
             raise RuntimeError(f"injected failure in trial {run_name} after its first checkpoint")
 
-    ctx = RunContext(device=device, report=report, resume_from=_restored_checkpoint(), should_stop=_stop_requested)
+    ctx = RunContext(device=device, report=report, resume_from=_restored_checkpoint(), should_stop=_stop_requested,
+                     started=started or time.time())
     result = open_run(cfg, ctx, tracking_uri=tracking_uri, parent_run_id=parent_run_id, run_dir=run_dir,
                       run_name=run_name, extra_tags=tags)
     if not result.ok:

@@ -29,7 +29,8 @@ def _train(root: Path, out: Path, *overrides: str) -> Path:
 
     cfg = load_config(None, ["model.family=pix2pix", "model.netG=unet_auto", "model.ngf=8", "model.ndf=8",
                              f"data.root={root}", "data.size=32", "train.n_epochs=4", "train.n_epochs_decay=0",
-                             "train.batch_size=4", "train.lr_G=1e-3", f"train.output_dir={out}", "tracking.enabled=false",
+                             "train.batch_size=4", "train.lr_G=1e-3", f"train.output_dir={out}",
+                             "tracking.enabled=false",
                              "metrics.fid=false", "metrics.isc=false", "metrics.kid=false", "train.device=cpu",
                              *overrides])
     result = run(cfg)

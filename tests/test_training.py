@@ -64,6 +64,8 @@ def test_tiny_run_of_every_family_is_tracked(name, tmp_path, prepared_sample, pr
                 "val.colorfulness", "hist.fid", "hist.colorfulness", "baseline.val.psnr", "baseline.val.fid"):
         assert key in metrics and math.isfinite(metrics[key]), key
     assert metrics["val.n_fake"] == 8
+    assert 0 < metrics["startup_s"] < 600  # set-up time to the first iteration, logged once
+    assert [m.step for m in client.get_metric_history(result.run_id, "startup_s")] == [1]
     fid_history = client.get_metric_history(result.run_id, "val.fid")
     assert sorted(m.step for m in fid_history) == [1, 2]  # one evaluation per epoch, step = epoch
     loss_keys = [k for k in metrics if k.startswith("loss.")]
@@ -88,8 +90,11 @@ def test_tiny_run_of_every_family_is_tracked(name, tmp_path, prepared_sample, pr
     from aircolor.training.evaluation import Evaluator
     from aircolor.training.plots import to_u8
 
+    from aircolor.training.loop import fast_paths
+
     model, loaded = load_generator(result.generator)
     assert loaded == cfg
+    model.prepare(torch.device("cpu"), amp=fast_paths(cfg, torch.device("cpu"))["amp"])  # as the run evaluated
     ev = Evaluator(cfg, torch.device("cpu"), tmp_path / "reeval")
     fake = to_u8(ev._colorize(model, ev.val_gray))
     hwc = [im.permute(1, 2, 0).numpy() for im in fake], [im.permute(1, 2, 0).numpy() for im in ev.val_real]

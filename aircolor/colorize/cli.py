@@ -57,7 +57,8 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow tracking URI for run ids and models:/ URIs")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--batch-size", type=int, default=16, help="tiles per forward pass (default 16)")
-    p.add_argument("--overlap", type=int, help="tile overlap in pixels (default: half the model's tile size; less is faster, 0 shows seams)")
+    p.add_argument("--overlap", type=int,
+                   help="tile overlap in pixels (default: half the model's tile size; less is faster, 0 shows seams)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="resize factor of what the model sees, e.g. 0.25 for 4x finer scans than the training "
                         "tiles; the output keeps full resolution (default 1)")

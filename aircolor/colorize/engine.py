@@ -5,8 +5,9 @@ tile) and blended with raised-cosine weights (:mod:`aircolor.colorize.tiling`), 
 images smaller than a tile are padded. Half a tile, not less, because a generator's output is worst at its
 tile's border (padding): with half-tile overlap every border pixel is outweighed by a neighbour's centre, and
 the measured chroma step across tile edges is no larger than inside tiles (a quarter tile left it ~10% larger
-on the test photo). It costs about twice the tiles of a quarter-tile overlap; ``--overlap`` trades it back. With ``scale`` < 1 the model sees a downsampled copy (a 1 m/px scan shown to a model
-trained on 4 m/px tiles) and its chroma is upsampled back.
+on the test photo). It costs about twice the tiles of a quarter-tile overlap; ``--overlap`` trades it back.
+With ``scale`` < 1 the model sees a downsampled copy (a 1 m/px scan shown to a model trained on 4 m/px tiles)
+and its chroma is upsampled back.
 
 Only chroma comes from the model. The output's L* is the input's own luminance at full resolution: Lab models
 predict a*b* directly; RGB models' output is converted to Lab and its a*b* kept (``keep_luminance``, the

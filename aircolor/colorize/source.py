@@ -84,7 +84,8 @@ def _registered_source(spec: str, tracking_uri: str) -> str:
         return client.get_model_version_download_uri(name, mv.version)
     except Exception as exc:
         raise UsageError(f"--model {spec}: not in the model registry at {tracking_uri} "
-                         f"({str(exc).splitlines()[0][:200]}); register one with `aircolor sweep promote NAME`") from exc
+                         f"({str(exc).splitlines()[0][:200]}); register one with `aircolor sweep promote NAME`"
+                         ) from exc
 
 
 def load_model(spec: str, *, device: torch.device, tracking_uri: str | None = None) -> tuple[Any, RunConfig, str]:

@@ -94,7 +94,7 @@ class GANModel(nn.Module):
 
         ``amp``: bf16 autocast for the forward passes. ``channels_last``: NHWC memory format for the networks and
         inputs (faster convolutions on tensor cores). ``fused_adam``: rebuild the (still empty) optimizers with
-        fused CUDA kernels. ``grad_sync``: called with each optimizer's gradients before its step, to average
+        fused kernels (CUDA, and CPU with torch >= 2.4). ``grad_sync``: called with each optimizer's gradients before its step, to average
         them across data-parallel workers.
         """
         device = torch.device(device)
@@ -104,7 +104,7 @@ class GANModel(nn.Module):
             self.to(memory_format=torch.channels_last)
         self.amp_dtype = torch.bfloat16 if amp else None
         self.grad_sync = grad_sync
-        if fused_adam and device.type == "cuda":
+        if fused_adam:
             for name, (params, lr) in list(self._param_groups.items()):
                 self._adam(name, params, lr, fused=True)
             self._finish()

@@ -7,6 +7,7 @@ stay in :mod:`aircolor.training.ray_backend`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,6 +26,9 @@ class RunContext:
     resume_from: Path | None = None
     # Asked before every epoch: True when the launcher wants the run to stop (Ray Tune's early stopping).
     should_stop: Callable[[], bool] | None = None
+    # When the run (or the sweep trial that runs it) started: the loop logs ``startup_s``, the time from here to
+    # the end of the first training iteration (process, data and model set-up; Ray start-up for a trial).
+    started: float = field(default_factory=time.time)
 
     @property
     def is_main(self) -> bool:

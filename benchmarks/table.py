@@ -1,0 +1,71 @@
+"""Render one benchmark run's records as Markdown (the README's Performance section copies it)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from benchmarks.env import device_label
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    if not isinstance(x, (int, float)) or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}g}"
+
+
+def _ms(x: Any) -> str:
+    return "-" if not isinstance(x, (int, float)) else f"{x * 1000:.0f}"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
+            *("| " + " | ".join(r) + " |" for r in rows), ""]
+
+
+def _paths(config: dict[str, Any]) -> str:
+    fp = config.get("fast_paths") or {}
+    on = [name for name, flag in (("bf16", fp.get("amp")), ("channels_last", fp.get("channels_last")),
+                                  ("fused Adam", fp.get("fused_adam"))) if flag]
+    return ", ".join(on) or "fp32"
+
+
+def render(records: list[dict[str, Any]], *, env: dict[str, Any], quick: bool, run_id: str, seconds: float) -> str:
+    lines = [f"Benchmark run `{run_id}` on **{device_label(env)}**, torch {env.get('torch')}, "
+             f"{env.get('torch_threads')} threads{', --quick' if quick else ''} ({seconds / 60:.1f} min).", ""]
+    comp = [r for r in records if r["section"] == "comparison"]
+    if comp:
+        lines += ["**aircolor vs the reference-style loop** (256 px, ngf/ndf 64, same networks and weights):", ""]
+        lines += _table(["family", "aircolor img/s", "reference img/s", "speedup",
+                         "first-iteration losses (max rel. diff)"],
+                        [[r["config"]["family"], _num(r["metrics"]["ours_images_per_s"]),
+                          _num(r["metrics"]["reference_images_per_s"]), f"**{r['metrics']['speedup']:.2f}x**",
+                          _num(r["metrics"]["first_losses_max_relative_difference"], 2)] for r in comp])
+    train = [r for r in records if r["section"] == "training" and not r["case"].endswith("first-losses")]
+    if train:
+        rows = []
+        for r in train:
+            c, m = r.get("config", {}), r.get("metrics", {})
+            if "error" in r:
+                rows.append([str(c.get("family")), str(c.get("loop")), str(c.get("size")), str(c.get("ngf")),
+                             str(c.get("batch")), "-", f"error: {r['error'][:80]}", "-", "-", "-", "-", "-"])
+                continue
+            mem = _num(m.get("peak_rss_mib"), 4) + (f" / {_num(m['peak_gpu_mib'], 4)}" if "peak_gpu_mib" in m else "")
+            rows.append([c["family"], c["loop"], str(c["size"]), str(c["ngf"]), str(c["batch"]), _paths(c),
+                         _num(m.get("images_per_s")), _ms(m.get("data_s")), _ms(m.get("forward_s")),
+                         _ms(m.get("backward_s")), _ms(m.get("optimizer_s")), mem])
+        lines += ["**Training** (images/s after warm-up; time per iteration split in ms; peak memory MiB, RSS / GPU):",
+                  ""]
+        lines += _table(["family", "loop", "px", "ngf", "batch", "fast paths", "img/s", "data", "forward", "backward",
+                         "optimizer", "peak MiB"], rows)
+    for section in ("evaluation", "data", "colorize", "sweep"):
+        part = [r for r in records if r["section"] == section]
+        if not part:
+            continue
+        rows = []
+        for r in part:
+            config = ", ".join(f"{k}={v}" for k, v in r.get("config", {}).items() if not isinstance(v, (dict, list)))
+            metrics = r.get("error") or ", ".join(f"{k} {_num(v)}" for k, v in r.get("metrics", {}).items())
+            rows.append([r["case"], config[:120], metrics])
+        lines += [f"**{section.capitalize()}**:", ""] + _table(["case", "config", "result"], rows)
+    return "\n".join(lines).rstrip() + "\n"

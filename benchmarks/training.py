@@ -1,0 +1,174 @@
+"""Training throughput: aircolor's loop vs the reference-style loop, one configuration per process.
+
+``python -m benchmarks.training '{"family": "pix2pix", "size": 256, "ngf": 64, "batch": 1, "loop": "ours", ...}'``
+prints one JSON result record. The orchestrator (:mod:`benchmarks.run`) starts one process per case, so peak
+memory (``ru_maxrss``, ``max_memory_allocated``) belongs to that case alone and no case warms another's caches.
+
+* ``loop: ours``: the real training path: :class:`~aircolor.training.loop.Trainer`'s DataLoader (decoded uint8
+  cache, worker processes) and ``model.train_step(batch, sync=False)`` with its fast paths as configured
+  (``train.amp``, ``train.channels_last``, ``train.fused_adam``; ``auto`` = the defaults), losses kept on the
+  device and averaged in a window as the loop does;
+* ``loop: reference``: :mod:`benchmarks.reference` (PIL decode + resize + crop per item, fp32, NCHW, plain
+  Adam, ``.item()`` per loss per iteration) around the same networks.
+
+Each case runs ``warmup`` iterations, then ``repeats`` timed passes of ``iters`` iterations (throughput, no
+extra syncs), then one instrumented pass that splits the time into data / forward / backward / optimizer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from benchmarks.timing import median, peak_memory, split_timing, sync
+
+FAMILY_OVERRIDES = {"pix2pix": [], "cyclegan": [], "cut": ["model.cut_mode=cut"], "fastcut": ["model.cut_mode=fastcut"],
+                    "bicyclegan": []}
+
+
+def config_for(case: dict[str, Any]) -> Any:
+    from aircolor.config import load_config
+    from aircolor.models.zoo import name_overrides
+
+    overrides = [*name_overrides(case["family"]), f"model.ngf={case['ngf']}", f"model.ndf={case['ngf']}",
+                 f"data.size={case['size']}", f"train.batch_size={case['batch']}", f"data.root={case['data']}",
+                 f"train.device={case['device']}", "tracking.enabled=false", *case.get("overrides", [])]
+    if case["family"] == "bicyclegan" and case["batch"] % 2:
+        overrides.append(f"train.batch_size={case['batch'] + 1}")  # BicycleGAN halves the batch: must be even
+    return load_config(None, overrides)
+
+
+def _ours(case: dict[str, Any], cfg: Any, device: torch.device) -> tuple[Any, Iterator, Any, list[Any]]:
+    from aircolor.training.context import RunContext
+    from aircolor.training.engine import NullTracker
+    from aircolor.training.loop import LossWindow, Trainer
+
+    trainer = Trainer(cfg, RunContext(device=device), Path(tempfile.mkdtemp(prefix="aircolor-bench-")),
+                      NullTracker(), None)
+
+    def batches() -> Iterator[dict[str, Any]]:
+        epoch = 0
+        while True:
+            trainer.sampler.set_epoch(epoch)
+            if hasattr(trainer.train_set, "set_epoch"):
+                trainer.train_set.set_epoch(epoch)
+            yield from trainer.loader()
+            epoch += 1
+
+    window = LossWindow()
+
+    def step(batch: dict[str, Any]) -> Any:
+        losses = trainer.model.train_step(batch, sync=False)
+        window.add(losses)
+        return losses
+
+    return trainer.model, batches(), step, list(trainer.model.optimizers.values())
+
+
+def _reference(case: dict[str, Any], cfg: Any, device: torch.device) -> tuple[Any, Iterator, Any, list[Any]]:
+    from aircolor.models.zoo import build_model
+    from benchmarks.reference import ReferenceData, ReferenceLoop
+
+    model = build_model(cfg).to(device)
+    loop = ReferenceLoop(model)
+    data = ReferenceData(Path(cfg.data.root), aligned=cfg.data.layout == "aligned", size=cfg.data.size,
+                         load_size=cfg.data.load_size)
+
+    def batches() -> Iterator[dict[str, Any]]:
+        i = 0
+        while True:
+            items = [data.item(i + k) for k in range(cfg.train.batch_size)]
+            i += cfg.train.batch_size
+            yield {k: torch.cat([it[k] for it in items]).to(device) for k in ("A", "B")}
+
+    return model, batches(), loop.step, loop.optimizers
+
+
+def measure(case: dict[str, Any]) -> dict[str, Any]:
+    device = torch.device(case["device"])
+    if case.get("threads"):
+        torch.set_num_threads(int(case["threads"]))
+    cfg = config_for(case)
+    build = _ours if case["loop"] == "ours" else _reference
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model, batches, step, optimizers = build(case, cfg, device)
+    for _ in range(case["warmup"]):
+        step(next(batches))
+    sync(device)
+    rates = []
+    for _ in range(case["repeats"]):
+        t = time.perf_counter()
+        for _ in range(case["iters"]):
+            step(next(batches))
+        sync(device)
+        rates.append(case["iters"] / (time.perf_counter() - t))
+    with split_timing(optimizers, device) as split:
+        for _ in range(case["iters"]):
+            t = time.perf_counter()
+            batch = next(batches)
+            sync(device)
+            split.data += time.perf_counter() - t
+            t = time.perf_counter()
+            step(batch)
+            sync(device)
+            split.step += time.perf_counter() - t
+            split.iterations += 1
+    its = median(rates)
+    batch_size = int(cfg.train.batch_size)
+    from aircolor.training.loop import fast_paths
+
+    paths = fast_paths(cfg, device) if case["loop"] == "ours" else {"amp": False, "channels_last": False,
+                                                                     "fused_adam": False}
+    return {"section": "training", "case": f"{case['family']}-{case['loop']}",
+            "config": {k: case[k] for k in ("family", "loop", "size", "ngf", "batch", "iters", "repeats", "warmup")}
+            | {"batch": batch_size, "fast_paths": paths, "threads": torch.get_num_threads(),
+               "num_workers": cfg.data.num_workers if case["loop"] == "ours" else 0},
+            "metrics": {"iterations_per_s": its, "images_per_s": its * batch_size, **split.per_iteration(),
+                        **peak_memory(device)}}
+
+
+def first_losses(case: dict[str, Any]) -> dict[str, Any]:
+    """Both loops' losses on the first iteration from the same weights, batch and seed (the proof that they do
+    the same computation); ours with its fast paths (bf16 may differ from fp32 in the third digit)."""
+    from aircolor.models.zoo import build_model
+    from benchmarks.reference import ReferenceData, ReferenceLoop
+
+    device = torch.device(case["device"])
+    cfg = config_for(case)
+    from aircolor.training.loop import fast_paths
+
+    data = ReferenceData(Path(cfg.data.root), aligned=cfg.data.layout == "aligned", size=cfg.data.size,
+                         load_size=cfg.data.load_size)
+    item = data.item(0)
+    batch_ref = {k: v.to(device) for k, v in item.items()}
+    ours = build_model(cfg).prepare(device, **fast_paths(cfg, device))
+    reference = ReferenceLoop(build_model(cfg).to(device))
+    torch.manual_seed(1234)
+    ours_losses = {k: float(v) for k, v in ours.train_step({"A": batch_ref["A"][:, :1], "B": batch_ref["B"]}).items()}
+    torch.manual_seed(1234)
+    ref_losses = reference.step(batch_ref)
+    common = sorted(set(ours_losses) & set(ref_losses))
+    rel = {k: abs(ours_losses[k] - ref_losses[k]) / max(abs(ref_losses[k]), 1e-6) for k in common}
+    return {"section": "training", "case": f"{case['family']}-first-losses",
+            "config": {k: case[k] for k in ("family", "size", "ngf", "batch")}
+            | {"fast_paths": fast_paths(cfg, device)},
+            "metrics": {"max_relative_difference": max(rel.values()) if rel else float("nan"),
+                        **{f"ours.{k}": ours_losses[k] for k in common}, **{f"reference.{k}": ref_losses[k]
+                                                                            for k in common}}}
+
+
+def main() -> None:
+    case = json.loads(sys.argv[1])
+    record = first_losses(case) if case.get("check") else measure(case)
+    print("AIRCOLOR-BENCH " + json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The benchmark cases (``benchmarks/cases_*.py``) run in quick mode and return well-formed records.
+
+Only the shape and the arithmetic of the records are checked, never a speed: timings on a shared CI machine mean
+nothing. ``sweep_overhead`` starts its own Ray and runs two sweeps (about 100 s), so here only its argument
+building (validated by the sweep driver itself) and its read-back of ``startup_s`` from MLflow are tested.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks import cases_colorize, cases_data, cases_eval, cases_sweep
+
+MODULES = {"evaluation": cases_eval, "data": cases_data, "colorize": cases_colorize, "sweep": cases_sweep}
+RECORD_KEYS = {"section", "case", "config", "metrics", "unit_notes"}
+CPU = torch.device("cpu")
+QUICK_CASES = [(section, name) for section, module in MODULES.items() for name in module.CASES
+               if name != "sweep_overhead"]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One scratch folder for all cases, as ``benchmarks.run`` shares ``runs/bench`` across a run."""
+    return tmp_path_factory.mktemp("bench-work")
+
+
+@pytest.fixture(scope="module")
+def results(work: Path) -> dict[str, list[dict]]:
+    """Every quick case run once (repeats=1), keyed by case name."""
+    return {name: MODULES[section].CASES[name](quick=True, device=CPU, work=work, repeats=1)
+            for section, name in QUICK_CASES}
+
+
+def check_records(records: list[dict], section: str, case: str) -> dict:
+    assert isinstance(records, list) and records
+    for rec in records:
+        assert set(rec) == RECORD_KEYS
+        assert rec["section"] == section and rec["case"] == case
+        json.loads(json.dumps(rec["config"]))  # small and JSON-able
+        assert rec["config"]["repeats"] == 1
+        assert rec["metrics"], "a record without metrics"
+        for key, value in rec["metrics"].items():
+            assert isinstance(value, float), key
+            assert math.isfinite(value) and value > 0, f"{case}.{key} = {value}"
+            assert rec["unit_notes"].get(key), f"{case}.{key} has no unit note"
+    return records[0]
+
+
+def test_every_case_takes_the_runner_keywords() -> None:
+    for module in MODULES.values():
+        for name, fn in module.CASES.items():
+            params = inspect.signature(fn).parameters
+            assert set(params) == {"quick", "device", "work", "repeats"}, name
+            assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values()), name
+
+
+@pytest.mark.parametrize(("section", "name"), QUICK_CASES)
+def test_quick_case_returns_well_formed_records(results: dict, section: str, name: str) -> None:
+    check_records(results[name], section, name)
+
+
+def test_decode_speedup_is_the_ratio_of_rates(results: dict, work: Path) -> None:
+    rec = check_records(results["decode"], "data", "decode")
+    m = rec["metrics"]
+    assert m["speedup"] == pytest.approx(m["cache_images_per_s"] / m["files_images_per_s"])
+    assert m["files_vs_reference"] == pytest.approx(m["files_images_per_s"] / m["reference_pil_images_per_s"])
+    assert rec["config"]["images"] == len(list((work / "data-256" / "aligned" / "train").glob("*.png")))
+
+
+def test_reference_item_matches_the_dataset_shapes(work: Path) -> None:
+    path = next((cases_data.prepared(work, 256) / "aligned" / "train").glob("*.png"))
+    item = cases_data.reference_pil_item(path)
+    assert item["A"].shape == (1, 256, 256) and item["B"].shape == (3, 256, 256)
+    assert -1 <= float(item["A"].min()) and float(item["B"].max()) <= 1
+
+
+def test_real_statistics_speedup_is_cold_over_warm(results: dict) -> None:
+    m = check_records(results["real_statistics"], "evaluation", "real_statistics")["metrics"]
+    assert m["speedup"] == pytest.approx(m["cold_s"] / m["warm_s"])
+    assert m["cold_images_per_s"] == pytest.approx(16 / m["cold_s"])
+
+
+def test_inception_rate_matches_its_time(results: dict) -> None:
+    rec = check_records(results["inception_features"], "evaluation", "inception_features")
+    assert rec["metrics"]["images_per_s"] == pytest.approx(rec["config"]["images"] / rec["metrics"]["seconds"])
+
+
+def test_colorize_counts_the_tiles(results: dict) -> None:
+    rec = check_records(results["tiles"], "colorize", "tiles")
+    c, m = rec["config"], rec["metrics"]
+    assert c["image_px"] == "2048x2048" and c["tile_px"] == 64 and c["overlap_px"] == 32 and c["batch_size"] == 16
+    assert m["tiles"] == 63 * 63  # starts 0, 32, ..., 1984 on each side
+    assert m["tiles_per_s"] * m["seconds"] == pytest.approx(m["tiles"])
+    assert m["megapixels_per_s"] * m["seconds"] == pytest.approx(2048 * 2048 / 1e6)
+
+
+def test_random_weights_are_made_once_when_none_are_configured(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("AIRCOLOR_INCEPTION_WEIGHTS", raising=False)
+    path, source = cases_eval.inception_weights(tmp_path)
+    assert source == "random" and path == tmp_path / "inception-random.pth" and path.is_file()
+    mtime = path.stat().st_mtime_ns
+    assert cases_eval.inception_weights(tmp_path) == (path, "random") and path.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.skip(reason="starts a local Ray and runs two 4-trial sweeps (~100 s); run it by hand with "
+                         "'python -m benchmarks.cases_sweep --quick'")
+def test_sweep_overhead_end_to_end(tmp_path: Path) -> None:  # pragma: no cover
+    records = cases_sweep.sweep_overhead(quick=True, device=CPU, work=tmp_path, repeats=1)
+    assert [r["config"]["max_concurrent"] for r in records] == [1, 2]
+
+
+def test_sweep_options_are_valid_for_the_driver(work: Path, inception_weights: Path) -> None:
+    from sweeps.driver import validate
+
+    root = cases_data.prepared(work, 32)
+    for c in cases_sweep.concurrency_levels(quick=False):
+        options = cases_sweep.sweep_options(cases_sweep.sweep_args(max_concurrent=c, data_root=root,
+                                                                    weights=inception_weights))
+        assert options.max_concurrent == c and options.smoke and options.scheduler == "none"
+        assert options.metric == "delta_e2000" and options.cpus_per_trial == 1.0 and options.gpus_per_trial == 0
+        assert options.overrides == [f"data.root={root}", f"metrics.inception_weights={inception_weights}"]
+        space = validate(str(cases_sweep.SPACE), options)  # builds every trial's config, strictly
+        assert len(space.grid()) == 4
+    assert cases_sweep.concurrency_levels(quick=True) == [1, 2]
+
+
+def test_startup_times_are_read_from_child_runs_only(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("bench-sweep")
+    parent = client.create_run(exp, tags={"aircolor.kind": "sweep"})
+    client.log_metric(parent.info.run_id, "startup_s", 99.0)
+    for value in (1.5, 2.5, None):
+        kid = client.create_run(exp, tags={"mlflow.parentRunId": parent.info.run_id})
+        if value is not None:
+            client.log_metric(kid.info.run_id, "startup_s", value)
+    values, runs = cases_sweep._startup_times(uri, "bench-sweep")
+    assert sorted(values) == [1.5, 2.5] and runs == 3
+    assert cases_sweep._startup_times(uri, "no-such-sweep") == ([], 0)
