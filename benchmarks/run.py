@@ -31,22 +31,24 @@ SIDE_BY_SIDE = ("pix2pix", "cyclegan")
 SECTIONS = ("training", "evaluation", "data", "colorize", "sweep")
 
 
-def training_cases(*, quick: bool, device: str, data: dict[int, Path]) -> list[dict[str, Any]]:
+def training_cases(*, quick: bool, device: str, data: dict[int, Path],
+                   families: tuple[str, ...] = FAMILIES) -> list[dict[str, Any]]:
     """The training cases: side by side at the study's size, then each family at the small and large sizes."""
     study = {"size": 256, "ngf": 64, "batch": 1, "data": str(data[256]), "device": device}
     small = {"size": 64, "ngf": 16, "batch": 1, "data": str(data[64]), "device": device}
     n = {"iters": 3, "repeats": 1, "warmup": 1} if quick else {"iters": 10, "repeats": 3, "warmup": 2}
     n_small = {"iters": 8, "repeats": 2, "warmup": 2} if quick else {"iters": 30, "repeats": 3, "warmup": 3}
     cases: list[dict[str, Any]] = []
-    for family in SIDE_BY_SIDE:
+    for family in (f for f in SIDE_BY_SIDE if f in families):
         cases.append({**study, **n, "family": family, "loop": "ours"})
         cases.append({**study, **n, "family": family, "loop": "reference"})
         cases.append({**study, **n, "family": family, "loop": "ours", "check": True})
-    for family in FAMILIES:
-        cases.append({**small, **n_small, "family": family, "loop": "ours"})
+    for family in families:  # U-Nets at 64 px: as deep as the size allows (unet_256 needs 256 px)
+        unet = ["model.netG=unet_auto"] if family in ("pix2pix", "bicyclegan") else []
+        cases.append({**small, **n_small, "family": family, "loop": "ours", "overrides": unet})
     if not quick:
         big_batch = 16 if device.startswith("cuda") else 4
-        for family in FAMILIES:
+        for family in families:
             if family not in SIDE_BY_SIDE:
                 cases.append({**study, **n, "family": family, "loop": "ours"})
             cases.append({**study, **n, "family": family, "loop": "ours", "batch": big_batch})
@@ -116,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="JSON-lines file to append to (default benchmarks/results/<device>.jsonl)")
     p.add_argument("--table", type=Path, help="Markdown table of this run (default benchmarks/results/<device>.md)")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated model families to train")
     p.add_argument("--work", type=Path, default=REPO / "runs" / "bench", help="scratch folder (default runs/bench)")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per training case (default 1800)")
     args = p.parse_args(argv)
@@ -134,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks: error: unknown section(s) {', '.join(unknown)}; use {', '.join(SECTIONS)}",
               file=sys.stderr)
         return 2
+    families = tuple(f.strip() for f in args.families.split(",") if f.strip())
+    if not families or set(families) - set(FAMILIES):
+        print(f"benchmarks: error: --families takes some of {', '.join(FAMILIES)}", file=sys.stderr)
+        return 2
     kind = "cuda" if device.startswith("cuda") else "cpu"
     out = args.out or REPO / "benchmarks" / "results" / f"{kind}.jsonl"
     table = args.table or REPO / "benchmarks" / "results" / f"{kind}.md"
@@ -144,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     records: list[dict[str, Any]] = []
     if "training" in sections:
         data = prepared_data(args.work)
-        for case in training_cases(quick=args.quick, device=device, data=data):
+        for case in training_cases(quick=args.quick, device=device, data=data, families=families):
             record = run_training_case(case, timeout=args.timeout)
             records.append(record)
             _progress(record)

@@ -19,8 +19,11 @@ def _ms(x: Any) -> str:
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|")
+
     return ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
-            *("| " + " | ".join(r) + " |" for r in rows), ""]
+            *("| " + " | ".join(cell(c) for c in r) + " |" for r in rows), ""]
 
 
 def _paths(config: dict[str, Any]) -> str:

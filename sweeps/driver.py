@@ -85,6 +85,40 @@ def validate(space_path: str, options: SweepOptions) -> Any:
     return space
 
 
+def _warm_real_statistics(space: Any, options: SweepOptions) -> None:
+    """Compute the real images' Inception features once, here, before any trial starts (every trial compares
+    against the same real sets). Skipped, with a note, when no trial config can be built up front."""
+    import tempfile
+
+    import torch
+
+    from sweeps.space import SEED_KEY
+    from sweeps.trial import trial_config
+
+    try:
+        if space.is_categorical:
+            params = space.grid()[0]
+        else:
+            params = space.params({**{k: (f.choices[0] if f.choices else f.low) for k, f in space.factors.items()},
+                                   SEED_KEY: 0})
+        cfg = trial_config(space, params, experiment="warm-up", smoke=options.smoke, overrides=options.overrides)
+    except Exception as exc:  # a conditional space whose first point is not a valid trial: trials warm it instead
+        print(f"aircolor sweep: note: real-image statistics not warmed up front ({exc})")
+        return
+    if not (cfg.metrics.fid or cfg.metrics.kid):
+        return
+    from aircolor.training.engine import absolute_paths
+    from aircolor.training.evaluation import Evaluator
+
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="aircolor-warm-") as tmp:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        hits = Evaluator(absolute_paths(cfg), device, Path(tmp)).warm_real_statistics()
+    if hits and not all(hits.values()):
+        print(f"aircolor sweep: real-image statistics of {', '.join(hits)} computed once for every trial "
+              f"({time.time() - started:.0f} s)")
+
+
 def _search(space: Any, options: SweepOptions, max_concurrent: int) -> tuple[dict[str, Any], Any, int]:
     """(param_space, search_alg, num_samples) for Tune."""
     if space.is_categorical:
@@ -261,6 +295,7 @@ def run_sweep(space_path: str, options: SweepOptions, *, name: str | None = None
                        space_text=text, options=options, experiment=name, tracking_uri=uri, created=time.time())
     state.folder.mkdir(parents=True, exist_ok=True)
     (state.folder / "search_space.yaml").write_text(text)
+    _warm_real_statistics(space, options)
     ray = _init_ray(address)
     request, gpus, max_concurrent = _resources(ray, options)
     _open_parent(state, space, {**request, "max_concurrent": max_concurrent, "workers_per_trial":

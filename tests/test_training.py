@@ -225,3 +225,17 @@ def test_mlflow_server_restarted_mid_run_loses_no_metric(tmp_path, prepared_samp
     assert sorted(m.step for m in losses) == list(range(2, 25, 2))  # every log step of the 24 iterations, once
     assert client.get_run(result.run_id).info.status == "FINISHED"
     assert not list((Path(result.run_dir) / "mlflow-spool").glob("*.jsonl")), "records left in the spool"
+
+
+def test_real_statistics_warmed_once_are_what_evaluations_use(tmp_path, prepared_sample, monkeypatch):
+    """What a sweep driver does before its trials: afterwards every evaluation finds the real features cached."""
+    from aircolor.training.evaluation import Evaluator
+
+    monkeypatch.setenv("AIRCOLOR_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = config(prepared_sample, tmp_path, 32, "model.family=cyclegan", "model.netG=resnet_6blocks")
+    assert Evaluator(cfg, torch.device("cpu"), tmp_path / "a").warm_real_statistics() == {
+        "val": False, "test": False, "val-gray": False}
+    assert set(Evaluator(cfg, torch.device("cpu"), tmp_path / "b").warm_real_statistics().values()) == {True}
+    ev = Evaluator(cfg, torch.device("cpu"), tmp_path / "c")
+    _, info = ev._metrics(ev.val_real, ev.val_real, "val")
+    assert info["real_cache_hit"] is True

@@ -80,6 +80,28 @@ class Evaluator:
         return torch.cat([model.colorize(gray[i:i + bs].to(self.device)).cpu() for i in range(0, len(gray), bs)])
 
     # ------------------------------------------------------------------ public
+    def warm_real_statistics(self) -> dict[str, bool]:
+        """Put the Inception features of every real set this run compares against into the feature cache, under
+        the keys the evaluations use; ``{split: was already cached}``. A sweep driver calls this once before its
+        trials start, so that none of them pays for the real statistics (with ``$AIRCOLOR_CACHE_DIR`` on storage
+        every node shares, on a multi-node cluster)."""
+        from aircolor.metrics.evaluation import _cache, _images, real_features
+        from aircolor.metrics.weights import resolve_weights
+
+        m = self.cfg.metrics
+        if not (m.fid or m.kid) or self.data_key is None:
+            return {}
+        weights = resolve_weights(m.inception_weights)
+        sets = {"val": self.val_real, "test": self.test_real}
+        if self.cfg.model.family == "cyclegan":
+            sets["val-gray"] = _u8(self.val_gray)
+        out = {}
+        for split, real in sets.items():
+            key = f"{self.data_key}:{split}:{self.cfg.data.size}"
+            _, out[split] = real_features(_images(real, m.max_images), weights=weights, real_key=key,
+                                          cache=_cache(None), device=self.device, batch_size=m.batch_size)
+        return out
+
     def baseline(self, tracker: Any) -> dict[str, float]:
         """Metrics of the gray copy returned unchanged as RGB, logged once as ``baseline.val.*`` at step 0."""
         metrics, info = self._metrics(_u8(self.val_gray), self.val_real, "val")

@@ -248,8 +248,14 @@ def train_loop(cfg: RunConfig, ctx: RunContext, *, run_dir: Path, tracker: Any, 
             ctx.barrier()
             # Every worker reports at the same epochs (Ray Train needs that); rank 0's metrics are the ones used.
             if ctx.report is not None and (ckpt_due or _due(trainer.epoch, cfg.metrics.eval_every, last)):
-                ctx.report({**metrics, "epoch": trainer.epoch, "iteration": trainer.iteration,
-                            "epochs_total": last}, ckpt)
+                try:
+                    ctx.report({**metrics, "epoch": trainer.epoch, "iteration": trainer.iteration,
+                                "epochs_total": last}, ckpt)
+                except SystemExit as exc:
+                    # Tune stops a trial with sys.exit(0) inside report(); at the final report the trial has run
+                    # its whole budget, so it finished (not stopped early).
+                    if exc.code not in (0, None) or trainer.epoch < last:
+                        raise
     except Diverged as exc:
         status, reason = "FAILED", str(exc)
     generator = None

@@ -1,0 +1,46 @@
+"""`python -m benchmarks.run --quick` runs and writes valid results (no timing is asserted, ever).
+
+The suite runs the quick benchmark for pix2pix only (the side-by-side comparison with the reference-style
+loop, the small size) plus the data section; the other sections are exercised case by case in
+test_benchmark_cases.py. The whole `--quick` run takes several minutes on 2 cores, too long for the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_writes_json_lines_and_a_table(tmp_path):
+    out, table = tmp_path / "bench.jsonl", tmp_path / "bench.md"
+    res = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--device", "cpu", "--families",
+                          "pix2pix", "--sections", "training,data", "--out", str(out), "--table", str(table),
+                          "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=1200, cwd=REPO)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["run"] for r in records} == {records[0]["run"]} and all(r["quick"] for r in records)
+    env = records[0]["env"]
+    assert env["torch"] and env["cpu"] and env["device"] == "cpu"
+    cases = {r["case"] for r in records}
+    assert {"pix2pix-ours", "pix2pix-reference", "pix2pix-first-losses", "pix2pix-vs-reference", "decode"} <= cases
+    for r in records:
+        assert "error" not in r, r
+        assert r["metrics"] and all(isinstance(v, (int, float)) for v in r["metrics"].values())
+    train = [r for r in records if r["section"] == "training" and not r["case"].endswith("first-losses")]
+    for r in train:
+        m = r["metrics"]
+        assert m["images_per_s"] > 0 and m["peak_rss_mib"] > 0
+        assert all(m[k] >= 0 for k in ("data_s", "forward_s", "backward_s", "optimizer_s"))
+    comparison = next(r for r in records if r["case"] == "pix2pix-vs-reference")["metrics"]
+    assert math.isclose(comparison["speedup"],
+                        comparison["ours_images_per_s"] / comparison["reference_images_per_s"])
+    # the same computation: first-iteration losses agree within bf16 vs fp32 tolerance
+    assert comparison["first_losses_max_relative_difference"] < 0.05
+    text = table.read_text()
+    assert "aircolor vs the reference-style loop" in text and "| pix2pix |" in text and env["cpu"] in text
+    assert text in res.stdout
