@@ -21,6 +21,9 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is visible; use --device cpu or auto")
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    from aircolor.colorize.archive import discover
+
+    discover(args.inputs, Path(args.out))  # bad INPUTs fail in a second, before the model is fetched
     model, cfg, described = load_model(args.model, device=device, tracking_uri=args.tracking_uri)
     if args.overlap is not None and not 0 <= args.overlap < cfg.data.size:
         raise UsageError(f"--overlap {args.overlap}: must be in [0, {cfg.data.size}) (the model's tile size)")
