@@ -64,11 +64,6 @@ def lab_of(rgb_u8: np.ndarray) -> np.ndarray:
     return rgb_to_lab(torch.from_numpy(np.array(rgb_u8)).float().div(255).permute(2, 0, 1)).permute(1, 2, 0).numpy()
 
 
-def column_steps(ab: np.ndarray) -> np.ndarray:
-    """Mean |difference| between neighbouring columns (column x vs x+1), over rows and both chroma channels."""
-    return np.abs(np.diff(ab, axis=1)).mean(axis=(0, 2))
-
-
 def test_a_real_1024_photo_keeps_its_size_and_its_luminance_without_seams(tmp_path, sample_data, lab_model):
     from aircolor.colorize.tiling import tile_starts
 
@@ -85,36 +80,38 @@ def test_a_real_1024_photo_keeps_its_size_and_its_luminance_without_seams(tmp_pa
     L_in = lab_of(np.repeat(gray[..., None], 3, axis=2))[..., 0]
     assert np.abs(lab[..., 0] - L_in).max() < 1.0 and np.abs(lab[..., 0] - L_in).mean() < 0.3
     assert np.abs(lab[..., 1:]).mean() > 0.5  # it is colored (not the gray copy)
-    # seams: the chroma step between neighbouring columns across a tile's edge is no larger than inside tiles;
-    # measured on the raw pixels and on 32-row band means (texture averages out there, a seam would not)
-    raw, band = seam_steps(lab, tile_starts(1024, 32, 16))
-    for edge, inside in (raw, band):
-        assert edge.mean() <= inside.mean() and edge.max() <= inside.max()
+    # seams: the chroma step between neighbouring columns (and rows) across tile edges is no larger than inside
+    # tiles, up to the noise of the mean over the ~120 edge positions (a seam shows as several standard errors)
+    assert seam_z(lab, tile_starts(1024, 32, 16)) < 2.5
 
 
-def seam_steps(lab: np.ndarray, starts: list[int], tile: int = 32) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Chroma steps between column i and i+1 at tile edges and elsewhere, on raw pixels and on band means."""
+def seam_z(lab: np.ndarray, starts: list[int], tile: int = 32) -> float:
+    """(mean chroma step at tile edges - mean step elsewhere) / standard error of the edge mean; columns and rows.
+
+    The step between pixel i and i+1 is the mean |difference| of a*b* over the other axis. Edges are the steps
+    where a tile begins or ends. A generator's own texture makes single steps vary a lot, hence the z-score.
+    """
     edges = np.array(sorted({s - 1 for s in starts if s > 0} | {s + tile - 1 for s in starts if s + tile < 1024}))
     inside = np.setdiff1d(np.arange(1023), edges)
-    out = []
-    for profile in (lab[..., 1:], lab[..., 1:].reshape(32, 32, 1024, 2).mean(axis=1)):
-        steps = column_steps(profile)
-        out.append((steps[edges], steps[inside]))
-    return out
+    ab = lab[..., 1:]
+    cols = np.abs(np.diff(ab, axis=1)).mean(axis=(0, 2))
+    rows = np.abs(np.diff(ab, axis=0)).mean(axis=(1, 2))
+    at_edges = np.concatenate([cols[edges], rows[edges]])
+    elsewhere = np.concatenate([cols[inside], rows[inside]])
+    return float((at_edges.mean() - elsewhere.mean()) / (at_edges.std(ddof=1) / np.sqrt(len(at_edges))))
 
 
 def test_hard_tile_edges_would_be_measured_as_seams(tmp_path, sample_data, lab_model):
-    """The seam measurement above can fail: tiles that abut without blending (--overlap 0) show larger steps at
-    their edges than inside them, on the band means."""
+    """The seam measurement above can fail: tiles that abut without blending (--overlap 0) show clearly larger
+    steps at their edges than inside them."""
+    from aircolor.colorize.tiling import tile_starts
+
     src = sample_data / Z17
     res = colorize("--model", str(lab_model), str(src), "--out", str(tmp_path / "hard"), "--overlap", "0",
                    "--format", "png")
     assert res.returncode == 0, res.stdout + res.stderr
-    from aircolor.colorize.tiling import tile_starts
-
     lab = lab_of(load(tmp_path / "hard" / (src.stem + ".png"), "RGB"))
-    _, (edge, inside) = seam_steps(lab, tile_starts(1024, 32, 0))
-    assert edge.mean() > 1.15 * inside.mean()
+    assert seam_z(lab, tile_starts(1024, 32, 0)) > 3.0
 
 
 def test_rgb_models_keep_the_input_luminance_unless_asked(tmp_path, sample_data, rgb_model):
