@@ -284,9 +284,10 @@ def _fid_section(study: Study) -> Section:
         return sec
     rows, reasons = [], set()
     for config, group in t[t["val.fid"].notna() & (t["outcome"] == "completed")].groupby("config", sort=False):
-        infs = []
+        infs, first_sizes = [], None
         for run_id in group["run_id"]:
             sizes = stats.fid_sizes_from_history(h, run_id)
+            first_sizes = sizes if first_sizes is None else first_sizes
             fit = stats.fid_infinity(list(sizes), list(sizes.values()))
             if math.isnan(fit.value):
                 reasons.add(fit.reason)
@@ -299,8 +300,7 @@ def _fid_section(study: Study) -> Section:
                      "real images": _fmt(n_real.max() if len(n_real) else None),
                      "FID-infinity" + ("*" if ns else ""): _fmt(np.mean([f.value for f in infs])) if infs else "-",
                      "fit R^2": _fmt(np.mean([f.r2 for f in infs]), 3) if infs else "-",
-                     "sizes": ",".join(str(int(s)) for s in sorted(stats.fid_sizes_from_history(
-                         h, group["run_id"].iloc[0]))) or "-"})
+                     "sizes": ",".join(str(int(s)) for s in sorted(first_sizes or {})) or "-"})
     sec.text("FID is biased upwards at small sample sizes, and the bias depends on the generator (Chong & Forsyth, "
              "CVPR 2020). Completed trials only, mean over seeds. Where the runs logged FID at several numbers of "
              "generated images (val.fid_n<N>, "

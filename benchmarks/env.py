@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from aircolor.training.loop import cpu_has_bf16
+
 
 def cpu_model() -> str:
     try:
@@ -20,19 +22,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_bf16() -> bool:
-    """Native bf16 on this CPU (AVX512-BF16 / AMX), which makes bf16 autocast fast on CPU."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def environment(device: torch.device) -> dict[str, Any]:
     env: dict[str, Any] = {
         "host": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),
         "torch": torch.__version__, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
-        "cpu_bf16": cpu_bf16(), "torch_threads": torch.get_num_threads(), "device": str(device),
+        "cpu_bf16": cpu_has_bf16(), "torch_threads": torch.get_num_threads(), "device": str(device),
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)

@@ -124,7 +124,7 @@ class ReferenceLoop:
     def _cyclegan(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         m, c = self.model, self.model.cfg.model
         real_A, real_B = batch["A"][:, :m.input_nc], batch["B"]
-        fake_B, rec_A = m.G_A(real_A), None
+        fake_B = m.G_A(real_A)
         rec_A = m.G_B(fake_B)
         fake_A = m.G_B(real_B)
         rec_B = m.G_A(fake_A)

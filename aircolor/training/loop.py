@@ -14,6 +14,7 @@ reason; the last checkpoint, written while every loss was finite, is kept.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ def resolve_device(cfg: RunConfig) -> torch.device:
     return torch.device(want)
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_bf16() -> bool:
     """Native bf16 on this CPU (AVX512-BF16 or AMX): bf16 autocast is then faster than fp32 on CPU too."""
     try:
