@@ -60,6 +60,9 @@ class DataConfig:
     flip: bool = _f(True, "random horizontal flip (same for A and B)")
     cache: bool = _f(True, "keep decoded uint8 images in memory so later epochs skip decoding")
     num_workers: int = _f(2, "DataLoader worker processes", ge=0, le=64)
+    on_device: Literal["auto", "on", "off"] = _f(
+        "auto", "keep the decoded training split on the training device and crop/flip/convert batches there "
+        "(auto: on for CUDA when it fits in a quarter of the free GPU memory)")
     max_images: int | None = _f(None, "use at most this many images per split (smoke tests)", ge=1)
 
 
@@ -118,6 +121,9 @@ class TrainConfig:
     channels_last: Literal["auto", "on", "off"] = _f("auto", "channels_last memory format (auto: on for CUDA only)")
     fused_adam: Literal["auto", "on", "off"] = _f("auto", "fused Adam kernels (auto: on, CUDA and CPU)")
     cudnn_benchmark: Literal["auto", "on", "off"] = _f("auto", "cuDNN autotuning for the fixed input size (auto: on)")
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = _f(
+        "off", "torch.compile the networks in this mode (reduce-overhead: with CUDA graphs); needs a C++ compiler "
+        "on CPU")
     checkpoint_every: int = _f(5, "epochs between checkpoints (and one at the end)", ge=1)
     resume: bool = _f(True, "continue from the run folder's last checkpoint if there is one")
     backend: Literal["local", "ray"] = _f("local", "run in-process or as a Ray Train job")
@@ -236,7 +242,12 @@ def _coerce(value: Any, hint: Any) -> Any:
                 errors.append(exc)
         raise errors[-1] if errors else TypeError
     if origin is Literal:
-        if value in get_args(hint) and not isinstance(value, bool):
+        if isinstance(value, bool):  # YAML 1.1 reads on/off (and yes/no) as booleans
+            word = "on" if value else "off"
+            if word in get_args(hint):
+                return word
+            raise ValueError
+        if value in get_args(hint):
             return value
         raise ValueError
     if origin is tuple:

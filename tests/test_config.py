@@ -121,6 +121,16 @@ def test_bad_values_name_the_key(overrides, words):
         assert "override" in message  # says where the bad value came from
 
 
+def test_on_off_switches_read_as_words_from_overrides_and_yaml(tmp_path):
+    """YAML 1.1 reads on/off as booleans; the on/off/auto switches take them as the words they were."""
+    cfg = load_config(None, ["train.channels_last=on", "train.fused_adam=off", "data.on_device=on"])
+    assert (cfg.train.channels_last, cfg.train.fused_adam, cfg.data.on_device) == ("on", "off", "on")
+    cfg = load_config(write(tmp_path, "train:\n  cudnn_benchmark: off\ndata:\n  on_device: off\n"))
+    assert (cfg.train.cudnn_benchmark, cfg.data.on_device) == ("off", "off")
+    with pytest.raises(ConfigError, match="train.amp must be one of"):
+        load_config(None, ["train.amp=on"])  # amp is auto/off/bf16: 'on' would not say which precision
+
+
 def test_errors_in_files_name_the_file(tmp_path):
     path = write(tmp_path, "model:\n  ngf: -4\n")
     with pytest.raises(ConfigError, match=r"run\.yaml: model\.ngf must be >= 1, got -4"):

@@ -101,10 +101,12 @@ def test_tiny_run_of_every_family_is_tracked(name, tmp_path, prepared_sample, pr
     assert paired_metrics(*hwc)["psnr"] == pytest.approx(metrics["val.psnr"], rel=1e-5)
 
 
-def test_resume_ends_with_the_same_weights(tmp_path, prepared_sample, monkeypatch):
-    """A run interrupted after epoch 1 and resumed ends exactly where the uninterrupted run does."""
+@pytest.mark.parametrize("on_device", ["off", "on"])
+def test_resume_ends_with_the_same_weights(tmp_path, prepared_sample, monkeypatch, on_device):
+    """A run interrupted after epoch 1 and resumed ends exactly where the uninterrupted run does (batches from the
+    DataLoader, or made on the device from the epoch's seed)."""
     extra = ["model.netG=unet_auto", "tracking.enabled=false", "train.n_epochs=1", "train.n_epochs_decay=2",
-             "metrics.fid=false", "metrics.isc=false", "metrics.kid=false"]
+             "metrics.fid=false", "metrics.isc=false", "metrics.kid=false", f"data.on_device={on_device}"]
     straight = run(config(prepared_sample, tmp_path / "a", 32, *extra))
 
     calls = {"n": 0}

@@ -47,6 +47,7 @@ class GANModel(nn.Module):
     family = ""
     adversarial_keys: list[str] = []     # G's adversarial losses (the loss-curve figure's left panel)
     discriminator_keys: list[str] = []   # D's losses (right panel)
+    eager_nets: tuple[str, ...] = ()     # networks that ``train.compile`` leaves alone
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__()
@@ -60,6 +61,7 @@ class GANModel(nn.Module):
         self._param_groups: dict[str, tuple[list[nn.Parameter], float]] = {}
         self.amp_dtype: torch.dtype | None = None
         self.channels_last = False
+        self.compile_mode = "off"
         self.grad_sync: Callable[[list[torch.Tensor]], None] | None = None
 
     # ------------------------------------------------------------------ building
@@ -89,13 +91,16 @@ class GANModel(nn.Module):
         self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=(t.beta1, t.beta2), **kwargs)
 
     def prepare(self, device: torch.device | str, *, amp: bool = False, channels_last: bool = False,
-                fused_adam: bool = False, grad_sync: Callable[[list[torch.Tensor]], None] | None = None) -> "GANModel":
+                fused_adam: bool = False, compile_mode: str = "off",
+                grad_sync: Callable[[list[torch.Tensor]], None] | None = None) -> "GANModel":
         """Move to ``device`` and switch the fast paths on; call before loading a training state.
 
         ``amp``: bf16 autocast for the forward passes. ``channels_last``: NHWC memory format for the networks and
         inputs (faster convolutions on tensor cores). ``fused_adam``: rebuild the (still empty) optimizers with
-        fused kernels (CUDA, and CPU with torch >= 2.4). ``grad_sync``: called with each optimizer's gradients before its step, to average
-        them across data-parallel workers.
+        fused kernels (CUDA, and CPU with torch >= 2.4). ``compile_mode``: ``torch.compile`` each network in place
+        (state_dict keys unchanged) in this mode unless ``off``; ``reduce-overhead`` replays CUDA graphs, so each
+        step and each inference call first marks a new step. ``grad_sync``: called with each optimizer's gradients
+        before its step, to average them across data-parallel workers.
         """
         device = torch.device(device)
         self.to(device)
@@ -104,6 +109,11 @@ class GANModel(nn.Module):
             self.to(memory_format=torch.channels_last)
         self.amp_dtype = torch.bfloat16 if amp else None
         self.grad_sync = grad_sync
+        if compile_mode != "off":
+            for name, net in self.named_children():
+                if name not in self.eager_nets:
+                    net.compile(mode=None if compile_mode == "default" else compile_mode)
+        self.compile_mode = compile_mode
         if fused_adam:
             for name, (params, lr) in list(self._param_groups.items()):
                 self._adam(name, params, lr, fused=True)
@@ -156,6 +166,7 @@ class GANModel(nn.Module):
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         batch = {k: v.to(device, non_blocking=True, memory_format=fmt) if torch.is_tensor(v) else v
                  for k, v in batch.items()}
+        self._mark_step()
         with self.autocast():
             losses = self._step(batch)
         if not sync:
@@ -164,6 +175,11 @@ class GANModel(nn.Module):
 
     def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def _mark_step(self) -> None:
+        """CUDA graphs (compile mode reduce-overhead) reuse their output memory from one step to the next."""
+        if self.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
 
     def end_epoch(self) -> None:
         for scheduler in self.schedulers.values():
@@ -194,6 +210,7 @@ class GANModel(nn.Module):
         was_training = self.training
         self.train(not eval_mode)
         gray = gray.to(next(self.parameters()).device)
+        self._mark_step()
         try:
             if self.color_space == "lab":
                 L = gray_to_L((gray.float() + 1) / 2)
@@ -201,7 +218,8 @@ class GANModel(nn.Module):
                     ab = self.generate(L)
                 return decode_lab(L, ab.float()) * 2 - 1
             with self.autocast():
-                return self.generate(gray).float()
+                rgb = self.generate(gray).float()
+            return rgb.clone() if self.compile_mode == "reduce-overhead" else rgb  # CUDA-graph memory is reused
         finally:
             self.train(was_training)
 

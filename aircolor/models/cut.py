@@ -31,6 +31,7 @@ class CUT(GANModel):
     family = "cut"
     adversarial_keys = ["G_GAN"]
     discriminator_keys = ["D_real", "D_fake"]
+    eager_nets = ("F",)  # samples patch ids at random and builds its MLPs per layer: little to gain from compiling
 
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)

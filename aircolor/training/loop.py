@@ -19,13 +19,16 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from aircolor.config import RunConfig, config_to_dict, dump_yaml
 from aircolor.data.datasets import build_dataset
+from aircolor.data.device import DeviceData
+from aircolor.data.device import wanted as on_device_wanted
+from aircolor.errors import UsageError
 from aircolor.models import build_model
 from aircolor.models.base import GANModel
 from aircolor.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
@@ -72,8 +75,6 @@ def total_epochs(cfg: RunConfig) -> int:
 def resolve_device(cfg: RunConfig) -> torch.device:
     want = cfg.train.device
     if want == "cuda" and not torch.cuda.is_available():
-        from aircolor.errors import UsageError
-
         raise UsageError("train.device is 'cuda' but no CUDA device is visible; use train.device=cpu or auto")
     if want == "auto":
         want = "cuda" if torch.cuda.is_available() else "cpu"
@@ -100,6 +101,18 @@ def fast_paths(cfg: RunConfig, device: torch.device) -> dict[str, bool]:
 
     return {"amp": pick(cfg.train.amp, cuda or cpu_has_bf16()), "channels_last": pick(cfg.train.channels_last, cuda),
             "fused_adam": pick(cfg.train.fused_adam, True)}
+
+
+def check_compile(mode: str, device: torch.device) -> None:
+    """``train.compile`` on CPU builds C++ kernels: say so up front instead of failing inside the first step."""
+    if mode == "off" or device.type != "cpu":
+        return
+    import os
+    import shutil
+
+    if not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c):
+        raise UsageError(f"train.compile={mode} on CPU needs a C++ compiler (none of CXX, g++, c++, clang++ found); "
+                         "install one (apt-get install g++) or use train.compile=off")
 
 
 class LossWindow:
@@ -130,16 +143,18 @@ class Trainer:
         self.tracker, self.evaluator = tracker, evaluator
         if ctx.device.type == "cuda" and cfg.train.cudnn_benchmark != "off":
             torch.backends.cudnn.benchmark = True  # fixed crop size: autotuned convolutions pay off after a step
+        check_compile(cfg.train.compile, ctx.device)
         self.model: GANModel = build_model(cfg).prepare(
-            ctx.device, grad_sync=ctx.grad_sync(), **fast_paths(cfg, ctx.device))
+            ctx.device, grad_sync=ctx.grad_sync(), compile_mode=cfg.train.compile, **fast_paths(cfg, ctx.device))
         self.train_set = build_dataset(cfg.data, "train", seed=cfg.train.seed)
         self.batch_size = int(cfg.train.batch_size or 1)
         if len(self.train_set) < self.batch_size * ctx.world_size:
-            from aircolor.errors import UsageError
-
             raise UsageError(f"the training split has {len(self.train_set)} images, fewer than train.batch_size "
                              f"({self.batch_size}) x workers ({ctx.world_size}); prepare more data")
-        if cfg.data.cache and cfg.data.num_workers > 0:
+        self.device_data: DeviceData | None = None
+        if on_device_wanted(cfg.data.on_device, self.train_set, ctx.device):
+            self.device_data = DeviceData(self.train_set, ctx.device)
+        elif cfg.data.cache and cfg.data.num_workers > 0:
             self.train_set.preload()  # decoded once here; forked loader workers share it copy-on-write
         self.sampler = DistributedSampler(self.train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                           seed=cfg.train.seed)
@@ -175,6 +190,14 @@ class Trainer:
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=self.sampler, drop_last=True,
                           num_workers=self.cfg.data.num_workers, pin_memory=cuda)
 
+    def batches(self) -> Iterable[dict[str, Any]]:
+        """This epoch's batches (call after the sampler's and the dataset's ``set_epoch``): from the training set on
+        the device, or from the DataLoader."""
+        if self.device_data is None:
+            return self.loader()
+        seed = epoch_seed(self.cfg.train.seed, self.epoch, self.ctx.rank)
+        return self.device_data.epoch(list(self.sampler), self.batch_size, seed)
+
     def run_epoch(self) -> None:
         cfg, ctx = self.cfg, self.ctx
         torch.manual_seed(epoch_seed(cfg.train.seed, self.epoch, ctx.rank))
@@ -182,7 +205,7 @@ class Trainer:
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(self.epoch)
         window = LossWindow()
-        for batch in self.loader():
+        for batch in self.batches():
             window.add(self.model.train_step(batch, sync=False))
             self.iteration += 1
             if not self.startup_logged:
