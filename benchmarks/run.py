@@ -3,7 +3,8 @@
 Measures training (aircolor's loop and the reference-style loop side by side, per model family), evaluation
 (Inception features, real-image statistics with and without the cache), data loading (files vs the decoded
 cache), sweep overhead (trial start to first iteration, trials per hour at 1/2/4 concurrent trials) and
-colorize (tiles/s on a large photo). Results are appended as JSON lines to ``--out`` (with the device, CPU/GPU
+colorize (tiles/s on a large photo) and packed trials (images/s of one device shared by 1, 2 or 4 training
+processes, as fractional-GPU sweeps run them). Results are appended as JSON lines to ``--out`` (with the device, CPU/GPU
 model, torch/CUDA versions and each case's config; medians over repeats) and rendered as a Markdown table to
 ``--table`` and stdout. Nothing here asserts a speed: the numbers are the product.
 
@@ -28,7 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ("pix2pix", "cyclegan", "cut", "fastcut", "bicyclegan")
 SIDE_BY_SIDE = ("pix2pix", "cyclegan")
-SECTIONS = ("training", "evaluation", "data", "colorize", "sweep")
+SECTIONS = ("training", "evaluation", "data", "colorize", "sweep", "packing")
 
 
 def training_cases(*, quick: bool, device: str, data: dict[int, Path],
@@ -104,7 +105,8 @@ def prepared_data(work: Path) -> dict[int, Path]:
 
 def other_cases(section: str) -> dict[str, Any]:
     module = {"evaluation": "benchmarks.cases_eval", "data": "benchmarks.cases_data",
-              "colorize": "benchmarks.cases_colorize", "sweep": "benchmarks.cases_sweep"}[section]
+              "colorize": "benchmarks.cases_colorize", "sweep": "benchmarks.cases_sweep",
+              "packing": "benchmarks.cases_packing"}[section]
     import importlib
 
     return importlib.import_module(module).CASES

@@ -29,7 +29,10 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 def _paths(config: dict[str, Any]) -> str:
     fp = config.get("fast_paths") or {}
     on = [name for name, flag in (("bf16", fp.get("amp")), ("channels_last", fp.get("channels_last")),
-                                  ("fused Adam", fp.get("fused_adam"))) if flag]
+                                  ("fused Adam", fp.get("fused_adam")), ("data on device", fp.get("on_device")))
+          if flag]
+    if fp.get("compile") not in (None, "off"):
+        on.append(f"compile {fp['compile']}")
     return ", ".join(on) or "fp32"
 
 
@@ -61,7 +64,7 @@ def render(records: list[dict[str, Any]], *, env: dict[str, Any], quick: bool, r
                   ""]
         lines += _table(["family", "loop", "px", "ngf", "batch", "fast paths", "img/s", "data", "forward", "backward",
                          "optimizer", "peak MiB"], rows)
-    for section in ("evaluation", "data", "colorize", "sweep"):
+    for section in ("evaluation", "data", "colorize", "sweep", "packing"):
         part = [r for r in records if r["section"] == section]
         if not part:
             continue

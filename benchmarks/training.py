@@ -4,8 +4,8 @@
 prints one JSON result record. The orchestrator (:mod:`benchmarks.run`) starts one process per case, so peak
 memory (``ru_maxrss``, ``max_memory_allocated``) belongs to that case alone and no case warms another's caches.
 
-* ``loop: ours``: the real training path: :class:`~aircolor.training.loop.Trainer`'s DataLoader (decoded uint8
-  cache, worker processes) and ``model.train_step(batch, sync=False)`` with its fast paths as configured
+* ``loop: ours``: the real training path: :class:`~aircolor.training.loop.Trainer`'s batches (the DataLoader with
+  the decoded uint8 cache and worker processes, or the split on the device with ``data.on_device``) and ``model.train_step(batch, sync=False)`` with its fast paths as configured
   (``train.amp``, ``train.channels_last``, ``train.fused_adam``; ``auto`` = the defaults), losses kept on the
   device and averaged in a window as the loop does;
 * ``loop: reference``: :mod:`benchmarks.reference` (PIL decode + resize + crop per item, fp32, NCHW, plain
@@ -44,7 +44,7 @@ def config_for(case: dict[str, Any]) -> Any:
     return load_config(None, overrides)
 
 
-def _ours(case: dict[str, Any], cfg: Any, device: torch.device) -> tuple[Any, Iterator, Any, list[Any]]:
+def _ours(case: dict[str, Any], cfg: Any, device: torch.device) -> tuple[Any, Iterator, Any, list[Any], dict]:
     from aircolor.training.context import RunContext
     from aircolor.training.engine import NullTracker
     from aircolor.training.loop import LossWindow, Trainer
@@ -53,13 +53,12 @@ def _ours(case: dict[str, Any], cfg: Any, device: torch.device) -> tuple[Any, It
                       NullTracker(), None)
 
     def batches() -> Iterator[dict[str, Any]]:
-        epoch = 0
         while True:
-            trainer.sampler.set_epoch(epoch)
+            trainer.sampler.set_epoch(trainer.epoch)
             if hasattr(trainer.train_set, "set_epoch"):
-                trainer.train_set.set_epoch(epoch)
-            yield from trainer.loader()
-            epoch += 1
+                trainer.train_set.set_epoch(trainer.epoch)
+            yield from trainer.batches()
+            trainer.epoch += 1
 
     window = LossWindow()
 
@@ -68,10 +67,11 @@ def _ours(case: dict[str, Any], cfg: Any, device: torch.device) -> tuple[Any, It
         window.add(losses)
         return losses
 
-    return trainer.model, batches(), step, list(trainer.model.optimizers.values())
+    paths = {"on_device": trainer.device_data is not None, "compile": cfg.train.compile}
+    return trainer.model, batches(), step, list(trainer.model.optimizers.values()), paths
 
 
-def _reference(case: dict[str, Any], cfg: Any, device: torch.device) -> tuple[Any, Iterator, Any, list[Any]]:
+def _reference(case: dict[str, Any], cfg: Any, device: torch.device) -> tuple[Any, Iterator, Any, list[Any], dict]:
     from aircolor.models.zoo import build_model
     from benchmarks.reference import ReferenceData, ReferenceLoop
 
@@ -87,7 +87,31 @@ def _reference(case: dict[str, Any], cfg: Any, device: torch.device) -> tuple[An
             i += cfg.train.batch_size
             yield {k: torch.cat([it[k] for it in items]).to(device) for k in ("A", "B")}
 
-    return model, batches(), loop.step, loop.optimizers
+    return model, batches(), loop.step, loop.optimizers, {}
+
+
+def wait_for_peers(folder: Path, n: int, timeout: float = 900.0) -> None:
+    """A file barrier: say this process is warmed up, then wait until ``n`` processes are (packed trials start
+    their timed window together)."""
+    import os
+
+    (folder / f"ready-{os.getpid()}").touch()
+    deadline = time.monotonic() + timeout
+    while sum(1 for p in folder.iterdir() if p.name.startswith("ready-")) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only some of {n} packed processes got ready within {timeout:.0f} s")
+        time.sleep(0.01)
+
+
+def steps_for(seconds: float, step: Any, device: torch.device) -> float:
+    """Iterations per second of ``step`` over a window of about ``seconds`` (whole steps, synced at the end)."""
+    t = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t < seconds:
+        step()
+        n += 1
+    sync(device)
+    return n / (time.perf_counter() - t)
 
 
 def measure(case: dict[str, Any]) -> dict[str, Any]:
@@ -98,19 +122,23 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
     build = _ours if case["loop"] == "ours" else _reference
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model, batches, step, optimizers = build(case, cfg, device)
+    model, batches, step, optimizers, data_paths = build(case, cfg, device)
     for _ in range(case["warmup"]):
         step(next(batches))
     sync(device)
+    if case.get("barrier"):
+        wait_for_peers(Path(case["barrier"]["dir"]), int(case["barrier"]["n"]))
     rates = []
-    for _ in range(case["repeats"]):
+    for _ in range(case["repeats"] if case.get("duration_s") else 0):  # packed: windows of equal wall-clock time
+        rates.append(steps_for(float(case["duration_s"]), lambda: step(next(batches)), device))
+    for _ in range(case["repeats"] if not case.get("duration_s") else 0):
         t = time.perf_counter()
         for _ in range(case["iters"]):
             step(next(batches))
         sync(device)
         rates.append(case["iters"] / (time.perf_counter() - t))
     with split_timing(optimizers, device) as split:
-        for _ in range(case["iters"]):
+        for _ in range(case["iters"] if not case.get("duration_s") else 0):
             t = time.perf_counter()
             batch = next(batches)
             sync(device)
@@ -124,14 +152,15 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
     batch_size = int(cfg.train.batch_size)
     from aircolor.training.loop import fast_paths
 
-    paths = fast_paths(cfg, device) if case["loop"] == "ours" else {"amp": False, "channels_last": False,
-                                                                     "fused_adam": False}
+    paths = fast_paths(cfg, device) | data_paths if case["loop"] == "ours" else {
+        "amp": False, "channels_last": False, "fused_adam": False}
     return {"section": "training", "case": f"{case['family']}-{case['loop']}",
             "config": {k: case[k] for k in ("family", "loop", "size", "ngf", "batch", "iters", "repeats", "warmup")}
             | {"batch": batch_size, "fast_paths": paths, "threads": torch.get_num_threads(),
-               "num_workers": cfg.data.num_workers if case["loop"] == "ours" else 0},
-            "metrics": {"iterations_per_s": its, "images_per_s": its * batch_size, **split.per_iteration(),
-                        **peak_memory(device)}}
+               "num_workers": cfg.data.num_workers if case["loop"] == "ours" else 0}
+            | ({"duration_s": case["duration_s"]} if case.get("duration_s") else {}),
+            "metrics": {"iterations_per_s": its, "images_per_s": its * batch_size,
+                        **(split.per_iteration() if split.iterations else {}), **peak_memory(device)}}
 
 
 def first_losses(case: dict[str, Any]) -> dict[str, Any]:

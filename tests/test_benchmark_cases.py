@@ -2,7 +2,8 @@
 
 Only the shape and the arithmetic of the records are checked, never a speed: timings on a shared CI machine mean
 nothing. ``sweep_overhead`` starts its own Ray and runs two sweeps (about 100 s), so here only its argument
-building (validated by the sweep driver itself) and its read-back of ``startup_s`` from MLflow are tested.
+building (validated by the sweep driver itself) and its read-back of ``startup_s`` from MLflow are tested; packed
+``trials`` run at a tiny size with a one-second window.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import cases_colorize, cases_data, cases_eval, cases_sweep
+from benchmarks import cases_colorize, cases_data, cases_eval, cases_packing, cases_sweep
 
-MODULES = {"evaluation": cases_eval, "data": cases_data, "colorize": cases_colorize, "sweep": cases_sweep}
+MODULES = {"evaluation": cases_eval, "data": cases_data, "colorize": cases_colorize, "sweep": cases_sweep,
+           "packing": cases_packing}
 RECORD_KEYS = {"section", "case", "config", "metrics", "unit_notes"}
 CPU = torch.device("cpu")
 QUICK_CASES = [(section, name) for section, module in MODULES.items() for name in module.CASES
-               if name != "sweep_overhead"]
+               if name not in ("sweep_overhead", "trials")]  # both tested below, smaller
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +147,36 @@ def test_startup_times_are_read_from_child_runs_only(tmp_path: Path) -> None:
     values, runs = cases_sweep._startup_times(uri, "bench-sweep")
     assert sorted(values) == [1.5, 2.5] and runs == 3
     assert cases_sweep._startup_times(uri, "no-such-sweep") == ([], 0)
+
+
+def test_packed_trials_run_concurrently_and_add_up(prepared_sample: Path) -> None:
+    """Two packed processes and one alone, at 32 px: each record sums its processes, scaling is relative to the
+    single process, and the two really overlapped (both waited at the barrier, so each window saw the other)."""
+    base = {"family": "pix2pix", "size": 32, "ngf": 8, "batch": 1, "data": str(prepared_sample), "loop": "ours",
+            "device": "cpu", "warmup": 1, "iters": 0, "repeats": 1, "duration_s": 1.0, "threads": 1,
+            "overrides": ["model.netG=unet_auto", "data.num_workers=0"]}
+    one, two = cases_packing.measure_packed([{"case": base, "n": 1}, {"case": base, "n": 2}], CPU)
+    for rec, n in ((one, 1), (two, 2)):
+        assert set(rec) == RECORD_KEYS and rec["section"] == "packing"
+        assert rec["case"] == f"pix2pix-batch1-x{n}" and rec["config"]["trials"] == n
+        m = rec["metrics"]
+        assert set(m) <= set(rec["unit_notes"]) and all(math.isfinite(v) and v > 0 for v in m.values())
+        assert m["images_per_s_per_trial"] == pytest.approx(m["images_per_s_per_device"] / n)
+        assert m["slowest_trial_images_per_s"] <= m["images_per_s_per_trial"] + 1e-9
+    assert one["metrics"]["scaling"] == pytest.approx(1.0)
+    assert two["metrics"]["scaling"] == pytest.approx(two["metrics"]["images_per_s_per_device"]
+                                                      / one["metrics"]["images_per_s_per_device"])
+    with pytest.raises(RuntimeError, match="packed process exited"):
+        cases_packing.measure_packed([{"case": {**base, "data": str(prepared_sample / "missing")}, "n": 2}], CPU)
+
+
+def test_packing_plan_follows_the_issue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA: the study's configuration with 1, 2 and 4 processes and one larger batch; CPU: 1 and 2 processes
+    sharing the cores."""
+    monkeypatch.setattr(cases_packing, "prepared", lambda work, size: tmp_path / f"data-{size}")
+    cuda = cases_packing.plan(False, torch.device("cuda"), tmp_path, 3)
+    assert [(r["case"]["size"], r["case"]["ngf"], r["case"]["batch"], r["n"]) for r in cuda] == [
+        (256, 64, 1, 1), (256, 64, 1, 2), (256, 64, 1, 4), (256, 64, 16, 1)]
+    monkeypatch.setattr(cases_packing.os, "cpu_count", lambda: 2)
+    cpu = cases_packing.plan(True, CPU, tmp_path, 1)
+    assert [(r["n"], r["case"]["threads"]) for r in cpu] == [(1, 2), (2, 1)]
