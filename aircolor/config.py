@@ -62,7 +62,7 @@ class DataConfig:
     num_workers: int = _f(2, "DataLoader worker processes", ge=0, le=64)
     on_device: Literal["auto", "on", "off"] = _f(
         "auto", "keep the decoded training split on the training device and crop/flip/convert batches there "
-        "(auto: on for CUDA when it fits in a quarter of the free GPU memory)")
+        "(auto: on with data.cache when it fits in a quarter of the free device/host memory)")
     max_images: int | None = _f(None, "use at most this many images per split (smoke tests)", ge=1)
 
 

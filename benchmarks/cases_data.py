@@ -159,4 +159,54 @@ def decode(*, quick: bool, device: torch.device, work: Path, repeats: int) -> li
     return [record(SECTION, "decode", config, metrics, notes)]
 
 
-CASES: dict[str, Callable[..., list[dict]]] = {"decode": decode}
+def device_batches(*, quick: bool, device: torch.device, work: Path, repeats: int) -> list[dict]:
+    """Images/s of training batches made on ``device`` from the split kept there (``data.on_device``), against the
+    cached per-item path plus the copy to the device (what a DataLoader batch costs the training process)."""
+    from aircolor.data.datasets import AlignedDataset
+    from aircolor.data.device import DeviceData
+
+    size, batch, passes = 256, 16, 1 if quick else 5
+    root = prepared(work, size)
+    cached = AlignedDataset(root, "train", color_space="rgb", size=size, cache=True)
+    cached.preload()
+    t0 = time.perf_counter()
+    data = DeviceData(cached, device)
+    sync(device)
+    upload_s = time.perf_counter() - t0
+    order = list(range(len(cached)))
+    n_batches = len(order) // batch
+    n = n_batches * batch * passes
+
+    def on_device() -> None:
+        for p in range(passes):
+            for b in data.epoch(order, batch, seed=p):
+                pass
+        sync(device)
+        if b["A"].shape != (batch, 1, size, size) or b["B"].shape != (batch, 3, size, size):
+            raise RuntimeError(f"unexpected batch shapes {tuple(b['A'].shape)}, {tuple(b['B'].shape)}")
+
+    def per_item() -> None:
+        for _ in range(passes):
+            for k in range(n_batches):
+                items = [cached[i] for i in order[k * batch:(k + 1) * batch]]
+                for key in ("A", "B"):
+                    torch.stack([it[key] for it in items]).to(device, non_blocking=True)
+        sync(device)
+
+    device_rate = n / median(timed(on_device, repeats=repeats, device=device))
+    item_rate = n / median(timed(per_item, repeats=repeats, device=device))
+    config = {"split": "train", "images": len(cached), "batch": batch, "passes": passes, "size": size,
+              "load_size": cached.transform.load_size, "color_space": "rgb", "device": str(device),
+              "threads": torch.get_num_threads(), "repeats": repeats, "warmup": 1}
+    metrics = {"device_images_per_s": device_rate, "cached_items_images_per_s": item_rate,
+               "speedup": device_rate / item_rate, "upload_s": upload_s, "device_mib": data.nbytes / 2 ** 20}
+    notes = {"device_images_per_s": "DeviceData batches/s x batch: crop + flip gather and scaling on the device",
+             "cached_items_images_per_s": "AlignedDataset(cache=True) items stacked into batches and copied to the "
+                                          "device, one process (a DataLoader spreads this over its workers)",
+             "speedup": "device_images_per_s / cached_items_images_per_s",
+             "upload_s": "seconds to decode, resize and upload the split (once per run)",
+             "device_mib": "device memory of the uint8 split, MiB"}
+    return [record(SECTION, "device_batches", config, metrics, notes)]
+
+
+CASES: dict[str, Callable[..., list[dict]]] = {"decode": decode, "device_batches": device_batches}

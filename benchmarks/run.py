@@ -11,7 +11,8 @@ model, torch/CUDA versions and each case's config; medians over repeats) and ren
 ``--quick`` (about 5-8 minutes on 2 CPU cores): the side-by-side comparison at the study's size (256 px,
 ngf/ndf 64, batch 1) for pix2pix and CycleGAN, every family at the small CPU size (64 px, ngf/ndf 16), and the
 quick variants of the other sections. Without it: every family at 256 px with batch 1 and a larger batch,
-more iterations and repeats.
+pix2pix and CycleGAN with each opt-in switch (``data.on_device``, ``train.compile``, on CUDA also compile with CUDA
+graphs), more iterations and repeats.
 """
 
 from __future__ import annotations
@@ -48,11 +49,21 @@ def training_cases(*, quick: bool, device: str, data: dict[int, Path],
         unet = ["model.netG=unet_auto"] if family in ("pix2pix", "bicyclegan") else []
         cases.append({**small, **n_small, "family": family, "loop": "ours", "overrides": unet})
     if not quick:
-        big_batch = 16 if device.startswith("cuda") else 4
+        cuda = device.startswith("cuda")
+        big_batch = 16 if cuda else 4
         for family in families:
             if family not in SIDE_BY_SIDE:
                 cases.append({**study, **n, "family": family, "loop": "ours"})
             cases.append({**study, **n, "family": family, "loop": "ours", "batch": big_batch})
+        # The opt-in switches, each against the defaults above: data on the device (auto = on for CUDA, so off is
+        # the variant there), torch.compile, and on CUDA compile with CUDA graphs.
+        variants = [["data.on_device=off" if cuda else "data.on_device=on"], ["train.compile=default"]]
+        if cuda:
+            variants.append(["train.compile=reduce-overhead"])
+        for family in (f for f in SIDE_BY_SIDE if f in families):
+            for overrides in variants:
+                cases.append({**study, **n, "family": family, "loop": "ours", "overrides": overrides,
+                              "warmup": n["warmup"] + 3})  # compiling happens in the first steps
     return cases
 
 

@@ -4,9 +4,10 @@
 prints one JSON result record. The orchestrator (:mod:`benchmarks.run`) starts one process per case, so peak
 memory (``ru_maxrss``, ``max_memory_allocated``) belongs to that case alone and no case warms another's caches.
 
-* ``loop: ours``: the real training path: :class:`~aircolor.training.loop.Trainer`'s batches (the DataLoader with
-  the decoded uint8 cache and worker processes, or the split on the device with ``data.on_device``) and ``model.train_step(batch, sync=False)`` with its fast paths as configured
-  (``train.amp``, ``train.channels_last``, ``train.fused_adam``; ``auto`` = the defaults), losses kept on the
+* ``loop: ours``: the real training path: :class:`~aircolor.training.loop.Trainer`'s batches (made from the split
+  kept on the device, ``data.on_device``, or from the DataLoader with the decoded cache and worker processes) and
+  ``model.train_step(batch, sync=False)`` with its fast paths as configured (``train.amp``,
+  ``train.channels_last``, ``train.fused_adam``, ``train.compile``; ``auto`` = the defaults), losses kept on the
   device and averaged in a window as the loop does;
 * ``loop: reference``: :mod:`benchmarks.reference` (PIL decode + resize + crop per item, fp32, NCHW, plain
   Adam, ``.item()`` per loss per iteration) around the same networks.

@@ -44,3 +44,21 @@ def test_quick_benchmark_writes_json_lines_and_a_table(tmp_path):
     text = table.read_text()
     assert "aircolor vs the reference-style loop" in text and "| pix2pix |" in text and env["cpu"] in text
     assert text in res.stdout
+
+
+def test_full_plan_measures_each_switch_against_the_defaults():
+    """Full mode: every family at batch 1 and a larger batch; the side-by-side families also with each opt-in
+    switch (on CUDA: data off the device, compile, compile with CUDA graphs); --quick leaves the switches out."""
+    from benchmarks.run import FAMILIES, training_cases
+
+    data = {256: Path("d256"), 64: Path("d64"), 32: Path("d32")}
+    cuda = training_cases(quick=False, device="cuda", data=data)
+    switched = {(c["family"], tuple(c["overrides"])) for c in cuda if c["size"] == 256 and c.get("overrides")}
+    assert switched == {(f, (o,)) for f in ("pix2pix", "cyclegan") for o in (
+        "data.on_device=off", "train.compile=default", "train.compile=reduce-overhead")}
+    assert {c["family"] for c in cuda if c["size"] == 256 and c["batch"] == 16} == set(FAMILIES)
+    cpu = training_cases(quick=False, device="cpu", data=data)
+    assert {o for c in cpu if c["size"] == 256 for o in c.get("overrides", [])} == {
+        "data.on_device=on", "train.compile=default"}
+    quick = training_cases(quick=True, device="cuda", data=data)
+    assert not any(c.get("overrides") and c["size"] == 256 for c in quick)

@@ -12,7 +12,7 @@ import torch
 
 from aircolor.config import load_config
 from aircolor.data.datasets import AlignedDataset, SingleDataset, UnalignedDataset
-from aircolor.data.device import DeviceData, fixed_resize, nbytes, wanted
+from aircolor.data.device import DeviceData, fixed_resize, free_memory, nbytes, wanted
 from aircolor.errors import UsageError
 from aircolor.models import build_model
 from aircolor.training import run
@@ -98,10 +98,19 @@ def test_fixed_resize_is_the_deterministic_part_of_the_transform(prepared_sample
     assert fixed_resize(small, ds_crop.transform).shape[-2:] == (SIZE, SIZE)  # too small: resized up, as on CPU
 
 
-def test_when_data_goes_on_the_device(prepared_sample: Path, tmp_path: Path) -> None:
+def test_when_data_goes_on_the_device(prepared_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert 0 < free_memory(CPU)
     aligned = dataset("aligned", prepared_sample, cache=False)
     assert wanted("on", aligned, CPU) and not wanted("off", aligned, CPU)
-    assert not wanted("auto", aligned, CPU)  # auto: CUDA only
+    assert not wanted("auto", aligned, CPU)  # auto follows data.cache: no cache, no copy on the device
+    cached = dataset("aligned", prepared_sample, cache=True)
+    assert wanted("auto", cached, CPU)  # a few MB: fits
+    import aircolor.data.device as device_module
+
+    monkeypatch.setattr(device_module, "free_memory", lambda device: 4 * nbytes(cached) - 1)
+    assert not wanted("auto", cached, CPU)  # more than a quarter of what is free
+    monkeypatch.setattr(device_module, "free_memory", lambda device: 4 * nbytes(cached))
+    assert wanted("auto", cached, CPU)
     load = aligned.transform.load_size
     assert nbytes(aligned) == len(aligned.paths) * 4 * load * load
     assert DeviceData(aligned, CPU).nbytes == nbytes(aligned)
@@ -118,6 +127,12 @@ def test_when_data_goes_on_the_device(prepared_sample: Path, tmp_path: Path) -> 
         Image.new("RGB", (w, 32)).save(mixed / "aligned" / "train" / name)
     with pytest.raises(UsageError, match="one size"):
         DeviceData(AlignedDataset(mixed, "train", size=SIZE, preprocess="none"), CPU)
+    # the trainer: auto falls back to the DataLoader, on says why it cannot
+    overrides = ["data.preprocess=none", "train.batch_size=1", "data.layout=aligned"]
+    trainer = Trainer(config(mixed, tmp_path / "t", *overrides), _ctx(), tmp_path / "t", None, None)
+    assert trainer.device_data is None
+    with pytest.raises(UsageError, match="data.on_device=off"):
+        Trainer(config(mixed, tmp_path / "t", *overrides, "data.on_device=on"), _ctx(), tmp_path / "t", None, None)
 
 
 TRAIN = ["model.netG=unet_auto", "tracking.enabled=false", "data.max_images=8", "data.num_workers=0",
@@ -142,7 +157,8 @@ def test_training_from_device_data_is_reproducible(prepared_sample: Path, tmp_pa
     assert all(torch.equal(ends[0][k], ends[1][k]) for k in ends[0])
     trainer = Trainer(config(prepared_sample, tmp_path / "c", "data.on_device=on"), _ctx(), tmp_path / "c", None, None)
     assert trainer.device_data is not None and not isinstance(trainer.batches(), torch.utils.data.DataLoader)
-    trainer_off = Trainer(config(prepared_sample, tmp_path / "d"), _ctx(), tmp_path / "d", None, None)
+    trainer_off = Trainer(config(prepared_sample, tmp_path / "d", "data.on_device=off"), _ctx(), tmp_path / "d", None,
+                          None)
     assert trainer_off.device_data is None and isinstance(trainer_off.batches(), torch.utils.data.DataLoader)
 
 

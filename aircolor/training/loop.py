@@ -1,6 +1,7 @@
 """The training loop shared by every model and every launcher (in-process or a Ray Train worker).
 
-Per epoch: seed from ``(seed, epoch, rank)``, iterate the shuffled shard of the training set, take one
+Per epoch: seed from ``(seed, epoch, rank)``, iterate the shuffled shard of the training set (batches made on the
+device from the decoded split, :mod:`aircolor.data.device`, or from a DataLoader), take one
 ``train_step`` per batch, log the losses every ``tracking.log_every`` iterations (window means; the only host
 syncs of the loop), step the learning-rate schedules, evaluate every ``metrics.eval_every`` epochs, and
 checkpoint every ``train.checkpoint_every`` epochs and at the end.
@@ -153,8 +154,12 @@ class Trainer:
                              f"({self.batch_size}) x workers ({ctx.world_size}); prepare more data")
         self.device_data: DeviceData | None = None
         if on_device_wanted(cfg.data.on_device, self.train_set, ctx.device):
-            self.device_data = DeviceData(self.train_set, ctx.device)
-        elif cfg.data.cache and cfg.data.num_workers > 0:
+            try:
+                self.device_data = DeviceData(self.train_set, ctx.device)
+            except UsageError:
+                if cfg.data.on_device == "on":
+                    raise  # auto: images of several sizes (preprocess none) stay with the DataLoader
+        if self.device_data is None and cfg.data.cache and cfg.data.num_workers > 0:
             self.train_set.preload()  # decoded once here; forked loader workers share it copy-on-write
         self.sampler = DistributedSampler(self.train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                           seed=cfg.train.seed)
