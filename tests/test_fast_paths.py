@@ -213,3 +213,24 @@ def test_compiled_training_matches_eager_and_exports_plain_weights(prepared_samp
     assert generator.compile_mode == "off"
     out = generator.colorize(torch.zeros(1, 1, SIZE, SIZE))
     assert out.shape == (1, 3, SIZE, SIZE) and torch.isfinite(out).all()
+
+
+def test_cuda_graph_mode_marks_each_step_and_copies_inference_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``reduce-overhead`` (CUDA graphs) every training step and inference call starts a new graph step, and
+    ``colorize`` returns a copy, not the graph's reusable output memory. (The networks are left eager here: on CPU
+    the mode compiles without CUDA graphs, and only the bookkeeping is under test.)"""
+    cfg = load_config(None, ["model.netG=unet_auto", "model.ngf=8", "model.ndf=8", "data.size=32"])
+    model = build_model(cfg).prepare(CPU)
+    model.compile_mode = "reduce-overhead"
+    marks = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    model.train_step({"A": torch.zeros(1, 1, SIZE, SIZE), "B": torch.zeros(1, 3, SIZE, SIZE)})
+    assert len(marks) == 1
+    generated = []
+    original = model.generate
+    monkeypatch.setattr(model, "generate", lambda a: generated.append(original(a)) or generated[-1])
+    out = model.colorize(torch.zeros(1, 1, SIZE, SIZE))
+    assert len(marks) == 2 and out.data_ptr() != generated[-1].data_ptr()
+    model.compile_mode = "off"
+    model.train_step({"A": torch.zeros(1, 1, SIZE, SIZE), "B": torch.zeros(1, 3, SIZE, SIZE)})
+    assert len(marks) == 2
