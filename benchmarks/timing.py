@@ -80,12 +80,23 @@ def split_timing(optimizers: list[Any], device: torch.device) -> Iterator[Split]
 
 
 def peak_memory(device: torch.device) -> dict[str, float]:
-    """Peak resident memory of this process (MiB) and, on CUDA, the peak allocated GPU memory (MiB)."""
+    """Peak resident memory of this process (MiB) and, on CUDA, the peak allocated GPU memory (MiB).
+
+    Linux: ``VmHWM`` of ``/proc/self/status``, the peak of this process's own address space. ``ru_maxrss`` is not
+    used there: it keeps the high-water mark of the address space that ``exec`` replaced, so a case started from a
+    big orchestrator process would report the orchestrator's size.
+    """
     import resource
     import sys
 
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out = {"peak_rss_mib": rss / (1024 if sys.platform != "darwin" else 1024 * 1024)}
+    try:
+        with open("/proc/self/status") as fh:
+            hwm_kib = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+        rss_mib = hwm_kib / 1024
+    except (OSError, StopIteration, ValueError):
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss_mib = rss / (1024 if sys.platform != "darwin" else 1024 * 1024)
+    out = {"peak_rss_mib": rss_mib}
     if device.type == "cuda":
         out["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     return out

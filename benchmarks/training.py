@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.training '{"family": "pix2pix", "size": 256, "ngf": 64, "batch": 1, "loop": "ours", ...}'``
 prints one JSON result record. The orchestrator (:mod:`benchmarks.run`) starts one process per case, so peak
-memory (``ru_maxrss``, ``max_memory_allocated``) belongs to that case alone and no case warms another's caches.
+memory (``VmHWM``, ``max_memory_allocated``) belongs to that case alone and no case warms another's caches.
 
 * ``loop: ours``: the real training path: :class:`~aircolor.training.loop.Trainer`'s batches (made from the split
   kept on the device, ``data.on_device``, or from the DataLoader with the decoded cache and worker processes) and

@@ -180,3 +180,20 @@ def test_packing_plan_follows_the_issue(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(cases_packing.os, "cpu_count", lambda: 2)
     cpu = cases_packing.plan(True, CPU, tmp_path, 1)
     assert [(r["n"], r["case"]["threads"]) for r in cpu] == [(1, 2), (2, 1)]
+
+
+def test_peak_memory_of_a_case_excludes_the_process_that_started_it() -> None:
+    """A case runs in a child of the orchestrator; its peak RSS must be its own. (``ru_maxrss`` would report the
+    orchestrator's size here: exec keeps the replaced address space's high-water mark.)"""
+    import ast
+    import subprocess
+    import sys
+
+    ballast = bytearray(1536 * 2 ** 20)
+    ballast[::4096] = b"\1" * len(ballast[::4096])  # touch every page: resident
+    code = "import torch; from benchmarks.timing import peak_memory; print(peak_memory(torch.device('cpu')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    del ballast
+    peak = ast.literal_eval(done.stdout.strip())["peak_rss_mib"]
+    assert 50 < peak < 1400, peak
