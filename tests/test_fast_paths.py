@@ -146,8 +146,8 @@ def config(root: Path, out: Path, *extra: str) -> Any:
 
 
 def test_training_from_device_data_is_reproducible(prepared_sample: Path, tmp_path: Path) -> None:
-    """Two runs from the device data with one seed end with the same weights; the trainer used the device
-    path (no DataLoader), and a run from the DataLoader trains on the same images (finite, comparable losses)."""
+    """Two runs from the device data with one seed end with the same weights, and the trainer really takes the
+    device path (``on``) or the DataLoader (``off``)."""
     ends = []
     for name in ("a", "b"):
         cfg = config(prepared_sample, tmp_path / name, "data.on_device=on")
