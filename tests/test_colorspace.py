@@ -136,3 +136,19 @@ def test_gradients_flow(real_tiles: torch.Tensor) -> None:
     L, ab = encode_lab(rgb)
     (L.sum() + ab.square().sum()).backward()
     assert rgb.grad is not None and torch.isfinite(rgb.grad).all()
+
+
+def test_constants_are_copied_to_a_device_once_and_work_with_autograd_after_inference():
+    """The matrices reach each (dtype, device) once (on a GPU every copy from host memory would be a host sync per
+    batch), and a copy first made under inference_mode still serves a later autograd pass."""
+    import aircolor.data.colorspace as cs
+
+    cs._ON_DEVICE.clear()
+    with torch.inference_mode():
+        cs.rgb_to_lab(torch.rand(1, 3, 4, 4, dtype=torch.float32))
+    cached = dict(cs._ON_DEVICE)
+    assert len(cached) == 2  # the RGB->XYZ matrix and the white point, in float32 on the CPU
+    x = torch.rand(1, 3, 4, 4, requires_grad=True)
+    cs.rgb_to_lab(x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert all(cs._ON_DEVICE[k] is v for k, v in cached.items())  # reused, not copied again

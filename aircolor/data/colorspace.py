@@ -24,15 +24,29 @@ _KAPPA = 7.787   # slope of that linear part, (29/6)**2 / 3
 L_SCALE, L_SHIFT, AB_SCALE = 50.0, 1.0, 110.0
 
 
+_ON_DEVICE: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The constant ``t`` in ``x``'s dtype and device, copied there once: a copy from host memory would make
+    every call on a GPU wait for the GPU (a host sync per batch)."""
+    key = (id(t), x.dtype, x.device)
+    out = _ON_DEVICE.get(key)
+    if out is None:
+        with torch.inference_mode(False):  # a normal tensor, usable with autograd later even if made in inference
+            out = _ON_DEVICE[key] = t.to(dtype=x.dtype, device=x.device).clone()
+    return out
+
+
 def _mix(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:
     x = x.movedim(dim, -1)
-    return (x @ matrix.to(dtype=x.dtype, device=x.device).T).movedim(-1, dim)
+    return (x @ _like(matrix, x).T).movedim(-1, dim)
 
 
 def _per_channel(t: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
     shape = [1] * x.dim()
     shape[dim] = 3
-    return t.to(dtype=x.dtype, device=x.device).view(shape)
+    return _like(t, x).view(shape)
 
 
 def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:

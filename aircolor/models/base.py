@@ -192,8 +192,8 @@ class GANModel(nn.Module):
         """A color image (3 channels, [-1, 1]) in the generator's input layout: itself, or its luma (1 channel)."""
         if self.input_nc == b.size(1):
             return b
-        luma = torch.tensor([0.299, 0.587, 0.114], device=b.device, dtype=b.dtype).view(1, 3, 1, 1)
-        return ((b + 1) / 2 * luma).sum(1, keepdim=True) * 2 - 1  # ITU-R 601-2, as Pillow's convert("L")
+        rgb = (b + 1) / 2  # ITU-R 601-2 luma, as Pillow's convert("L"); Python weights: no host-to-device copy
+        return (0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]) * 2 - 1
 
     def as_input(self, a: torch.Tensor) -> torch.Tensor:
         """The dataset's 1-channel A as the generator's input (gray repeated to 3 channels when input_nc 3)."""

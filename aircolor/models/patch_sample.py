@@ -28,7 +28,8 @@ class PatchSampleF(nn.Module):
             if patch_ids is not None:
                 ids = patch_ids[i]
             else:
-                ids = torch.randperm(h * w, generator=generator)[: min(num_patches, h * w)].to(feat.device)
+                ids = torch.randperm(h * w, generator=generator)[: min(num_patches, h * w)]
+                ids = ids.to(feat.device, non_blocking=True)  # drawn on the host; a blocking copy would sync
             sample = flat[:, ids, :].reshape(-1, c)
             x = mlp(sample)
             out.append(x / (x.norm(p=2, dim=1, keepdim=True) + 1e-7))
