@@ -86,8 +86,9 @@ def validate(space_path: str, options: SweepOptions) -> Any:
 
 
 def _warm_real_statistics(space: Any, options: SweepOptions) -> None:
-    """Compute the real images' Inception features once, here, before any trial starts (every trial compares
-    against the same real sets). Skipped, with a note, when no trial config can be built up front."""
+    """Compute the Inception features of the fixed image sets once, here, before any trial starts: the real sets
+    every trial compares against, and the gray copies every trial scores as its baseline. Skipped, with a note,
+    when no trial config can be built up front."""
     import tempfile
 
     import torch
@@ -105,7 +106,7 @@ def _warm_real_statistics(space: Any, options: SweepOptions) -> None:
     except Exception as exc:  # a conditional space whose first point is not a valid trial: trials warm it instead
         print(f"aircolor sweep: note: real-image statistics not warmed up front ({exc})")
         return
-    if not (cfg.metrics.fid or cfg.metrics.kid):
+    if not (cfg.metrics.fid or cfg.metrics.kid or cfg.metrics.isc):
         return
     from aircolor.training.engine import absolute_paths
     from aircolor.training.evaluation import Evaluator
@@ -115,7 +116,7 @@ def _warm_real_statistics(space: Any, options: SweepOptions) -> None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         hits = Evaluator(absolute_paths(cfg), device, Path(tmp)).warm_real_statistics()
     if hits and not all(hits.values()):
-        print(f"aircolor sweep: real-image statistics of {', '.join(hits)} computed once for every trial "
+        print(f"aircolor sweep: Inception features of {', '.join(hits)} computed once for every trial "
               f"({time.time() - started:.0f} s)")
 
 

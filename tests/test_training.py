@@ -230,7 +230,8 @@ def test_mlflow_server_restarted_mid_run_loses_no_metric(tmp_path, prepared_samp
 
 
 def test_real_statistics_warmed_once_are_what_evaluations_use(tmp_path, prepared_sample, monkeypatch):
-    """What a sweep driver does before its trials: afterwards every evaluation finds the real features cached."""
+    """What a sweep driver does before its trials: afterwards every evaluation finds the real features cached, and
+    the gray-copy baseline finds its own features too."""
     from aircolor.training.evaluation import Evaluator
 
     monkeypatch.setenv("AIRCOLOR_CACHE_DIR", str(tmp_path / "cache"))
@@ -241,3 +242,18 @@ def test_real_statistics_warmed_once_are_what_evaluations_use(tmp_path, prepared
     ev = Evaluator(cfg, torch.device("cpu"), tmp_path / "c")
     _, info = ev._metrics(ev.val_real, ev.val_real, "val")
     assert info["real_cache_hit"] is True
+    # the gray-copy baseline of every trial: no Inception pass at all, and the metrics of an uncached computation
+    import aircolor.metrics.evaluation as evaluation
+    from aircolor.training.engine import NullTracker
+
+    calls = []
+    original = evaluation.extract_features
+    monkeypatch.setattr(evaluation, "extract_features", lambda *a, **k: calls.append(1) or original(*a, **k))
+    cached = ev.baseline(NullTracker())
+    assert calls == [] and {"baseline.val.fid", "baseline.val.is_mean", "baseline.val.kid_mean"} <= set(cached)
+    monkeypatch.setenv("AIRCOLOR_CACHE_DIR", str(tmp_path / "cold"))
+    cold = Evaluator(cfg, torch.device("cpu"), tmp_path / "d").baseline(NullTracker())
+    assert len(calls) == 2  # the gray copies and the real set, computed
+    assert cold.keys() == cached.keys()
+    for key in cold:  # the cache stores float32 features: equal to float32 precision
+        assert cached[key] == pytest.approx(cold[key], rel=1e-4, abs=1e-6), key

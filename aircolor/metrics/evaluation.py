@@ -91,14 +91,19 @@ def real_features(reals: list[torch.Tensor], *, weights: Path | None, real_key: 
 
 def _inception_metrics(fakes: list[torch.Tensor], reals: list[torch.Tensor] | None, config: MetricsConfig, *,
                        weights: Path | None, real_key: str | None, cache: RealFeatureCache,
-                       device: str | torch.device) -> tuple[dict[str, float], dict[str, Any]]:
+                       device: str | torch.device,
+                       fake_key: str | None = None) -> tuple[dict[str, float], dict[str, Any]]:
     """FID, IS and KID as switched on in ``config`` (FID and KID only with a real set)."""
     metrics: dict[str, float] = {}
     info: dict[str, Any] = {}
     distances = reals is not None and (config.fid or config.kid)
     if not (config.isc or distances):
         return metrics, info
-    f_fake = extract_features(fakes, weights=weights, device=device, batch_size=config.batch_size)
+    if fake_key is not None:  # a fixed image set (the gray-copy baseline): its features come from the cache too
+        f_fake, info["fake_cache_hit"] = real_features(fakes, weights=weights, real_key=fake_key, cache=cache,
+                                                       device=device, batch_size=config.batch_size)
+    else:
+        f_fake = extract_features(fakes, weights=weights, device=device, batch_size=config.batch_size)
     f_real = None
     if distances and reals is not None:
         f_real, info["real_cache_hit"] = real_features(reals, weights=weights, real_key=real_key, cache=cache,
@@ -120,7 +125,7 @@ def _inception_metrics(fakes: list[torch.Tensor], reals: list[torch.Tensor] | No
 
 def evaluate(fake: ImageInput, real: ImageInput | None, config: MetricsConfig, *, real_key: str | None = None,
              paired: bool = True, cache: RealFeatureCache | str | Path | None = None,
-             device: str | torch.device = "cpu") -> Evaluation:
+             device: str | torch.device = "cpu", fake_key: str | None = None) -> Evaluation:
     """All metrics of ``fake`` against ``real`` (see the module docstring for every argument and key)."""
     weights = resolve_weights(config.inception_weights)
     fakes = _images(fake, config.max_images)
@@ -130,7 +135,7 @@ def evaluate(fake: ImageInput, real: ImageInput | None, config: MetricsConfig, *
     info: dict[str, Any] = {"weights_sha256": weights_id(weights), "nonstandard_weights": not is_standard(weights),
                             "extractor": EXTRACTOR_NAME}
     metrics, more_info = _inception_metrics(fakes, reals, config, weights=weights, real_key=real_key,
-                                            cache=_cache(cache), device=device)
+                                            cache=_cache(cache), device=device, fake_key=fake_key)
     info.update(more_info)
     fake_hwc = _hwc(fakes)
     if reals is not None and paired and config.paired:

@@ -54,15 +54,19 @@ class Evaluator:
         self.info: dict[str, Any] = {}   # weights sha256 and the non-standard flag of the last evaluation
 
     # ------------------------------------------------------------------ helpers
+    def _key(self, split: str) -> str | None:
+        """The feature-cache key of a fixed image set of this dataset (``val``, ``test``, ``val-gray``)."""
+        return f"{self.data_key}:{split}:{self.cfg.data.size}" if self.data_key else None
+
     def _metrics(self, fake: torch.Tensor, real: torch.Tensor | None, split: str, *, paired: bool = True,
-                 only_fid: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
+                 only_fid: bool = False, fake_split: str | None = None) -> tuple[dict[str, float], dict[str, Any]]:
         from aircolor.metrics import evaluate
 
         mcfg = self.cfg.metrics
         if only_fid:
             mcfg = dataclasses.replace(mcfg, isc=False, kid=False, paired=False, fid_points=0)
-        key = f"{self.data_key}:{split}:{self.cfg.data.size}" if self.data_key else None
-        result = evaluate(fake, real, mcfg, real_key=key, paired=paired, device=self.device)
+        result = evaluate(fake, real, mcfg, real_key=self._key(split), paired=paired, device=self.device,
+                          fake_key=self._key(fake_split) if fake_split else None)
         return result.metrics, result.info
 
     def _tag(self, tracker: Any, info: dict[str, Any]) -> None:
@@ -81,30 +85,31 @@ class Evaluator:
 
     # ------------------------------------------------------------------ public
     def warm_real_statistics(self) -> dict[str, bool]:
-        """Put the Inception features of every real set this run compares against into the feature cache, under
-        the keys the evaluations use; ``{split: was already cached}``. A sweep driver calls this once before its
+        """Put the Inception features of every fixed set this run uses (the real sets it compares against, and the
+        gray copies its baseline scores) into the feature cache, under the keys the evaluations use;
+        ``{split: was already cached}``. A sweep driver calls this once before its
         trials start, so that none of them pays for the real statistics (with ``$AIRCOLOR_CACHE_DIR`` on storage
         every node shares, on a multi-node cluster)."""
         from aircolor.metrics.evaluation import _cache, _images, real_features
         from aircolor.metrics.weights import resolve_weights
 
         m = self.cfg.metrics
-        if not (m.fid or m.kid) or self.data_key is None:
+        if not (m.fid or m.kid or m.isc) or self.data_key is None:
             return {}
         weights = resolve_weights(m.inception_weights)
-        sets = {"val": self.val_real, "test": self.test_real}
-        if self.cfg.model.family == "cyclegan":
-            sets["val-gray"] = _u8(self.val_gray)
+        sets = {"val": self.val_real, "test": self.test_real} if m.fid or m.kid else {}
+        sets["val-gray"] = _u8(self.val_gray)  # the gray-copy baseline's images (and CycleGAN's B->A real set)
         out = {}
         for split, real in sets.items():
-            key = f"{self.data_key}:{split}:{self.cfg.data.size}"
-            _, out[split] = real_features(_images(real, m.max_images), weights=weights, real_key=key,
+            _, out[split] = real_features(_images(real, m.max_images), weights=weights, real_key=self._key(split),
                                           cache=_cache(None), device=self.device, batch_size=m.batch_size)
         return out
 
     def baseline(self, tracker: Any) -> dict[str, float]:
-        """Metrics of the gray copy returned unchanged as RGB, logged once as ``baseline.val.*`` at step 0."""
-        metrics, info = self._metrics(_u8(self.val_gray), self.val_real, "val")
+        """Metrics of the gray copy returned unchanged as RGB, logged once as ``baseline.val.*`` at step 0. Its
+        Inception features are a fixed set of the dataset, cached like the real ones (``val-gray``): after
+        :meth:`warm_real_statistics`, no trial of a sweep runs Inception for its baseline."""
+        metrics, info = self._metrics(_u8(self.val_gray), self.val_real, "val", fake_split="val-gray")
         self._tag(tracker, info)
         out = {f"baseline.val.{k}": v for k, v in metrics.items()}
         tracker.log_metrics(out, step=0)
