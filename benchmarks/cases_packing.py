@@ -13,10 +13,8 @@ processes (threads split between them: ``cores // n`` each, as Ray gives each tr
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,18 +23,15 @@ from typing import Any
 import torch
 
 from benchmarks.cases_data import prepared, record
+from benchmarks.training import read_record, start
 
 SECTION = "packing"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run_packed(case: dict[str, Any], n: int, *, timeout: float) -> list[dict[str, Any]]:
     """``n`` concurrent processes of ``case`` (one device, a shared timed window); their records, or errors."""
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     with tempfile.TemporaryDirectory(prefix="aircolor-pack-") as barrier:
-        spec = json.dumps({**case, "barrier": {"dir": barrier, "n": n}})
-        procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.training", spec], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, cwd=REPO, env=env) for _ in range(n)]
+        procs = [start({**case, "barrier": {"dir": barrier, "n": n}}) for _ in range(n)]
         outputs = []
         try:
             for proc in procs:
@@ -47,11 +42,10 @@ def run_packed(case: dict[str, Any], n: int, *, timeout: float) -> list[dict[str
             raise RuntimeError(f"{n} packed processes did not finish within {timeout:.0f} s") from None
     records = []
     for (out, err), proc in zip(outputs, procs):
-        line = next((x for x in out.splitlines() if x.startswith("AIRCOLOR-BENCH ")), None)
-        if line is None:
-            raise RuntimeError(f"a packed process exited {proc.returncode}: "
-                               f"{(err.strip().splitlines() or ['no output'])[-1][:300]}")
-        records.append(json.loads(line[len("AIRCOLOR-BENCH "):]))
+        record, why = read_record(out, err)
+        if record is None:
+            raise RuntimeError(f"a packed process exited {proc.returncode}: {why}")
+        records.append(record)
     return records
 
 

@@ -4,8 +4,8 @@ Measures training (aircolor's loop and the reference-style loop side by side, pe
 (Inception features, real-image statistics with and without the cache), data loading (files vs the decoded
 cache), sweep overhead (trial start to first iteration, trials per hour at 1/2/4 concurrent trials) and
 colorize (tiles/s on a large photo) and packed trials (images/s of one device shared by 1, 2 or 4 training
-processes, as fractional-GPU sweeps run them). Results are appended as JSON lines to ``--out`` (with the device, CPU/GPU
-model, torch/CUDA versions and each case's config; medians over repeats) and rendered as a Markdown table to
+processes, as fractional-GPU sweeps run them). Results are appended as JSON lines to ``--out`` (with the device,
+CPU/GPU model, torch/CUDA versions and each case's config; medians over repeats) and rendered as a Markdown table to
 ``--table`` and stdout. Nothing here asserts a speed: the numbers are the product.
 
 ``--quick`` (about 5-8 minutes on 2 CPU cores): the side-by-side comparison at the study's size (256 px,
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -71,16 +70,17 @@ def training_cases(*, quick: bool, device: str, data: dict[int, Path],
 
 def run_training_case(case: dict[str, Any], *, timeout: int) -> dict[str, Any]:
     """One case in its own process (clean peak memory, no shared caches); a failure becomes an error record."""
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    from benchmarks.training import read_record, start
+
+    proc = start(case)
     try:
-        done = subprocess.run([sys.executable, "-m", "benchmarks.training", json.dumps(case)], capture_output=True,
-                              text=True, timeout=timeout, cwd=REPO, env=env)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         return _error(case, f"timed out after {timeout} s")
-    for line in done.stdout.splitlines():
-        if line.startswith("AIRCOLOR-BENCH "):
-            return json.loads(line[len("AIRCOLOR-BENCH "):])
-    return _error(case, (done.stderr.strip().splitlines() or ["no output"])[-1][:300])
+    record, why = read_record(out, err)
+    return record if record is not None else _error(case, why)
 
 
 def _error(case: dict[str, Any], why: str) -> dict[str, Any]:

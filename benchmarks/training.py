@@ -129,17 +129,19 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
     sync(device)
     if case.get("barrier"):
         wait_for_peers(Path(case["barrier"]["dir"]), int(case["barrier"]["n"]))
-    rates = []
-    for _ in range(case["repeats"] if case.get("duration_s") else 0):  # packed: windows of equal wall-clock time
-        rates.append(steps_for(float(case["duration_s"]), lambda: step(next(batches)), device))
-    for _ in range(case["repeats"] if not case.get("duration_s") else 0):
-        t = time.perf_counter()
-        for _ in range(case["iters"]):
-            step(next(batches))
-        sync(device)
-        rates.append(case["iters"] / (time.perf_counter() - t))
+    window = case.get("duration_s")  # packed trials: timed windows of equal wall-clock time, no split pass
+    if window:
+        rates = [steps_for(float(window), lambda: step(next(batches)), device) for _ in range(case["repeats"])]
+    else:
+        rates = []
+        for _ in range(case["repeats"]):
+            t = time.perf_counter()
+            for _ in range(case["iters"]):
+                step(next(batches))
+            sync(device)
+            rates.append(case["iters"] / (time.perf_counter() - t))
     with split_timing(optimizers, device) as split:
-        for _ in range(case["iters"] if not case.get("duration_s") else 0):
+        for _ in range(0 if window else case["iters"]):
             t = time.perf_counter()
             batch = next(batches)
             sync(device)
@@ -159,7 +161,7 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
             "config": {k: case[k] for k in ("family", "loop", "size", "ngf", "batch", "iters", "repeats", "warmup")}
             | {"batch": batch_size, "fast_paths": paths, "threads": torch.get_num_threads(),
                "num_workers": cfg.data.num_workers if case["loop"] == "ours" else 0}
-            | ({"duration_s": case["duration_s"]} if case.get("duration_s") else {}),
+            | ({"duration_s": window} if window else {}),
             "metrics": {"iterations_per_s": its, "images_per_s": its * batch_size,
                         **(split.per_iteration() if split.iterations else {}), **peak_memory(device)}}
 
@@ -194,10 +196,32 @@ def first_losses(case: dict[str, Any]) -> dict[str, Any]:
                                                                             for k in common}}}
 
 
+MARKER = "AIRCOLOR-BENCH "
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start(case: dict[str, Any], **popen: Any) -> Any:
+    """``python -m benchmarks.training CASE`` as a child process (``subprocess.Popen``, output captured as text)."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.training", json.dumps(case)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, env=env, **popen)
+
+
+def read_record(stdout: str, stderr: str) -> tuple[dict[str, Any] | None, str]:
+    """The child's record, or None and the last line of its stderr (why it failed)."""
+    for line in stdout.splitlines():
+        if line.startswith(MARKER):
+            return json.loads(line[len(MARKER):]), ""
+    return None, (stderr.strip().splitlines() or ["no output"])[-1][:300]
+
+
 def main() -> None:
     case = json.loads(sys.argv[1])
     record = first_losses(case) if case.get("check") else measure(case)
-    print("AIRCOLOR-BENCH " + json.dumps(record))
+    print(MARKER + json.dumps(record))
 
 
 if __name__ == "__main__":

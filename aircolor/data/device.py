@@ -144,12 +144,12 @@ class DeviceData:
         drawn from ``seed``."""
         self.generator.manual_seed(seed)
         order = [int(i) for i in indices]
+        b_order = None if self.aligned else self.dataset._b_order  # the epoch's pairing (set_epoch)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
-            if self.aligned:
+            if b_order is None:
                 yield self.batch(idx, idx)
             else:
-                b_order = self.dataset._b_order
                 yield self.batch([i % self.a.shape[0] for i in idx], [b_order[i % self.b.shape[0]] for i in idx])
 
     def batch(self, ia: list[int], ib: list[int]) -> dict[str, Any]:
