@@ -48,7 +48,7 @@ def test_quick_benchmark_writes_json_lines_and_a_table(tmp_path):
 
 def test_full_plan_measures_each_switch_against_the_defaults():
     """Full mode: every family at batch 1 and a larger batch; the side-by-side families also with each opt-in
-    switch (on CUDA: data off the device, compile, compile with CUDA graphs); --quick leaves the switches out."""
+    switch (data off the device, compile, on CUDA compile with CUDA graphs); --quick leaves the switches out."""
     from benchmarks.run import FAMILIES, training_cases
 
     data = {256: Path("d256"), 64: Path("d64"), 32: Path("d32")}
@@ -59,6 +59,6 @@ def test_full_plan_measures_each_switch_against_the_defaults():
     assert {c["family"] for c in cuda if c["size"] == 256 and c["batch"] == 16} == set(FAMILIES)
     cpu = training_cases(quick=False, device="cpu", data=data)
     assert {o for c in cpu if c["size"] == 256 for o in c.get("overrides", [])} == {
-        "data.on_device=on", "train.compile=default"}
+        "data.on_device=off", "train.compile=default"}
     quick = training_cases(quick=True, device="cuda", data=data)
     assert not any(c.get("overrides") and c["size"] == 256 for c in quick)
