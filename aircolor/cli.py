@@ -44,7 +44,8 @@ def _split_arg(text: str) -> tuple[float, float, float]:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from aircolor.data.prepare import PrepareOptions, prepare
 
-    options = PrepareOptions(size=args.size, split=args.split, seed=args.seed, group_by=args.group_by)
+    options = PrepareOptions(size=args.size, split=args.split, seed=args.seed, group_by=args.group_by,
+                             holdout=args.holdout)
     result = prepare(Path(args.src), Path(args.out), historical_dir=Path(args.historical) if args.historical else None,
                      options=options, force=args.force, workers=args.workers)
     print(result.format())
@@ -77,6 +78,9 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--group-by", metavar="REGEX",
                    help="regex searched in each tile's path relative to SRC_COLOR_DIR; its first group (or the "
                         "whole match) names a group whose tiles all land in the same split")
+    p.add_argument("--holdout", metavar="REGEX",
+                   help="tiles whose path matches go to the test split whole, e.g. 'oam_zanzibar/' for a region "
+                        "never seen in training; the others are split by --split (its test share included)")
     p.add_argument("--force", action="store_true", help="replace an existing OUT_DIR built from other inputs")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                    help="decoding processes (default: CPU count, at most 8)")

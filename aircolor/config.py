@@ -148,6 +148,13 @@ class MetricsConfig:
     batch_size: int = _f(32, "batch size for feature extraction", ge=1)
     fid_points: int = _f(5, "also FID at this many sample sizes from n/5 to n (`fid_n<N>`), for the report's "
                             "FID-infinity; 0 or 1: off", ge=0)
+    generator_mode: Literal["reference", "eval"] = _f(
+        "reference", "how the generator runs when scored and when colorizing: reference = as the references' "
+        "test.py (train-mode layers: dropout on, BatchNorm on each image's own statistics, one image per forward "
+        "pass for BatchNorm nets); eval = model.eval() (running statistics, no dropout)")
+    samples: int = _f(3, "BicycleGAN: z ~ N(0, I) samples per input; paired metrics are their mean, plus a "
+                         "diversity score", ge=1, le=64)
+    test_at_end: bool = _f(True, "score the test split once when training ends (`test.*`; never used to select)")
 
 
 @dataclass(frozen=True)

@@ -162,20 +162,22 @@ def test_training_flips_with_every_preprocess(prepared_sample: Path, preprocess:
         assert torch.equal(no_flip[5]["A"], ref["A"])
 
 
-def test_aligned_lab_uses_the_same_crop_as_rgb(prepared_sample: Path) -> None:
+def test_aligned_lab_input_is_the_gray_copys_lightness(prepared_sample: Path) -> None:
+    """Lab A is the L* of the gray copy (what a user's gray photo enters as), B the tile's a*b*, same crop as rgb."""
     rgb = AlignedDataset(prepared_sample, "train", size=SIZE, color_space="rgb")
     lab = AlignedDataset(prepared_sample, "train", size=SIZE, color_space="lab")
+    saturated_gap = []
     for i in range(0, len(rgb), 7):
         torch.manual_seed(i)
         r = rgb[i]
         torch.manual_seed(i)
         item = lab[i]
-        L, ab = encode_lab((r["B"] + 1) / 2)
-        assert_near(item["A"], L, 1e-4)
+        L_tile, ab = encode_lab((r["B"] + 1) / 2)
+        assert_near(item["A"], gray_to_L(to_255(r["A"]) / 255), 1e-4)
         assert_near(item["B"], ab, 1e-4)
-        # and the L channel agrees with the gray input of the rgb item (L* vs luma: same picture)
-        gray_L = gray_to_L(to_255(r["A"]) / 255)
-        assert (gray_L - item["A"]).abs().mean().item() < 0.05
+        saturated_gap.append((L_tile - item["A"]).abs().max().item())
+    # the tile's own L* is a different input (luma vs L* of saturated colours): the old behaviour would pass above
+    assert max(saturated_gap) > 0.02
 
 
 @pytest.mark.parametrize("color_space", ["rgb", "lab"])

@@ -263,6 +263,22 @@ def test_different_seed_gives_different_split(prepared_sample: Path, sample_data
     assert read_summary(out)["counts"] == read_summary(prepared_sample)["counts"]
 
 
+# --------------------------------------------------------------------------------------------- --holdout
+def test_holdout_sends_a_whole_region_to_test(sample_data: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Leave-one-region-out: every Kampala tile is test-only; the other region is still split by --split."""
+    out = tmp_path / "held"
+    rc, _, _ = run_cli(capsys, sample_data / "color", out, "--size", SIZE, "--workers", 1, "--group-by", GROUP_RE,
+                       "--holdout", "^oam_kampala_fair/")
+    assert rc == 0
+    rows = [r for r in read_manifest(out) if r["status"] == "ok"]
+    kampala = {r["split"] for r in rows if r["source"].startswith("oam_kampala_fair/")}
+    mass = {r["split"] for r in rows if r["source"].startswith("massachusetts_1m/")}
+    assert kampala == {"test"} and mass == {"train", "val", "test"}
+    rc, _, err = run_cli(capsys, sample_data / "color", tmp_path / "all", "--size", SIZE, "--holdout", ".")
+    assert rc != 0 and "--holdout" in err and "nothing is left to train on" in err and "Traceback" not in err
+
+
 # --------------------------------------------------------------------------------------------- --group-by
 def test_group_by_keeps_each_group_in_one_split(prepared_sample: Path, sample_data: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:

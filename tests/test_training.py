@@ -88,7 +88,6 @@ def test_tiny_run_of_every_family_is_tracked(name, tmp_path, prepared_sample, pr
     from aircolor.metrics.paired import paired_metrics
     from aircolor.models.exported import load_generator
     from aircolor.training.evaluation import Evaluator
-    from aircolor.training.plots import to_u8
 
     from aircolor.training.loop import fast_paths
 
@@ -96,7 +95,7 @@ def test_tiny_run_of_every_family_is_tracked(name, tmp_path, prepared_sample, pr
     assert loaded == cfg
     model.prepare(torch.device("cpu"), amp=fast_paths(cfg, torch.device("cpu"))["amp"])  # as the run evaluated
     ev = Evaluator(cfg, torch.device("cpu"), tmp_path / "reeval")
-    fake = to_u8(ev._colorize(model, ev.val_gray))
+    fake = ev.outputs(model, ev.val_gray)[0]  # the delivered images
     hwc = [im.permute(1, 2, 0).numpy() for im in fake], [im.permute(1, 2, 0).numpy() for im in ev.val_real]
     assert paired_metrics(*hwc)["psnr"] == pytest.approx(metrics["val.psnr"], rel=1e-5)
 
@@ -237,7 +236,7 @@ def test_real_statistics_warmed_once_are_what_evaluations_use(tmp_path, prepared
     monkeypatch.setenv("AIRCOLOR_CACHE_DIR", str(tmp_path / "cache"))
     cfg = config(prepared_sample, tmp_path, 32, "model.family=cyclegan", "model.netG=resnet_6blocks")
     assert Evaluator(cfg, torch.device("cpu"), tmp_path / "a").warm_real_statistics() == {
-        "val": False, "test": False, "val-gray": False}
+        "val": False, "train": False, "val-gray": False, "val-tint": False, "val-lightness": False}
     assert set(Evaluator(cfg, torch.device("cpu"), tmp_path / "b").warm_real_statistics().values()) == {True}
     ev = Evaluator(cfg, torch.device("cpu"), tmp_path / "c")
     _, info = ev._metrics(ev.val_real, ev.val_real, "val")
@@ -250,10 +249,11 @@ def test_real_statistics_warmed_once_are_what_evaluations_use(tmp_path, prepared
     original = evaluation.extract_features
     monkeypatch.setattr(evaluation, "extract_features", lambda *a, **k: calls.append(1) or original(*a, **k))
     cached = ev.baseline(NullTracker())
-    assert calls == [] and {"baseline.val.fid", "baseline.val.is_mean", "baseline.val.kid_mean"} <= set(cached)
+    assert calls == [] and {"baseline.val.fid", "baseline.val.is_mean", "baseline.val.kid_mean",
+                            "prior_tint.val.fid", "prior_lightness.val.delta_e2000"} <= set(cached)
     monkeypatch.setenv("AIRCOLOR_CACHE_DIR", str(tmp_path / "cold"))
     cold = Evaluator(cfg, torch.device("cpu"), tmp_path / "d").baseline(NullTracker())
-    assert len(calls) == 2  # the gray copies and the real set, computed
+    assert len(calls) == 4  # the gray copies, both priors and the real set, computed
     assert cold.keys() == cached.keys()
     for key in cold:  # the cache stores float32 features: equal to float32 precision
         assert cached[key] == pytest.approx(cold[key], rel=1e-4, abs=1e-6), key

@@ -17,7 +17,9 @@ outside sRGB, its chroma is reduced (not its lightness) until it fits, so L* is 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -35,6 +37,7 @@ class ColorizeOptions:
     scale: float = 1.0              # the model sees the photo resized by this factor
     keep_luminance: bool = True     # RGB models: keep the input's L*, take only a*b* from the model
     amp: bool = True                # bf16 autocast on CUDA
+    mode: str | None = None         # generator mode (reference / eval); default: the model's metrics.generator_mode
 
 
 def fit_chroma(L: torch.Tensor, ab: torch.Tensor, steps: int = 12) -> torch.Tensor:
@@ -59,6 +62,35 @@ def fit_chroma(L: torch.Tensor, ab: torch.Tensor, steps: int = 12) -> torch.Tens
         lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
     scale = torch.where(inside, torch.ones_like(L), lo)
     return rgb_of(scale).clamp(0, 1)
+
+
+@contextlib.contextmanager
+def seeded(device: torch.device, seed: int = 0) -> Iterator[None]:
+    """A block with its own seeded RNG (CPU, and ``device`` if CUDA); the caller's RNG state is untouched."""
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+def deliver(gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """What a user gets: the input's own L* with chroma ``ab`` (Lab units), gamut-fitted: sRGB [0, 1].
+
+    ``gray`` (..., 1, H, W) in [0, 1] (the gray photo), ``ab`` (..., 2, H, W). Used by ``aircolor colorize``, by the
+    evaluation of every trial (``val.*``, ``test.*``) and by the colour priors, so all of them score the same image.
+    """
+    return fit_chroma((gray_to_L(gray) + L_SHIFT) * L_SCALE, ab)
+
+
+def to_chroma(color_space: str, out: torch.Tensor) -> torch.Tensor:
+    """a*b* / AB_SCALE of a generator's output: Lab models predict it; RGB models' output is converted to Lab and its
+    a*b* kept (its L* is replaced by the input's on delivery)."""
+    return out if color_space == "lab" else encode_lab(((out + 1) / 2).clamp(0, 1))[1]
+
+
+def model_chroma(model: GANModel, gray: torch.Tensor, *, mode: str | None = None, batch_size: int = 32,
+                 z: torch.Tensor | None = None) -> torch.Tensor:
+    """The model's chroma (B, 2, H, W) / AB_SCALE for gray images (B, 1, H, W) in [-1, 1]."""
+    return to_chroma(model.color_space, model.infer(gray, mode=mode, batch_size=batch_size, z=z))
 
 
 class Colorizer:
@@ -95,12 +127,9 @@ class Colorizer:
     def _forward(self, gray: torch.Tensor) -> torch.Tensor:
         """(B, 1, t, t) gray in [-1, 1] -> (B, 2, t, t) a*b* / AB_SCALE, or (B, 3, t, t) RGB in [-1, 1]."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-            if self.lab_model:
-                return self.model.generate(gray_to_L((gray.float() + 1) / 2)).float()
-            rgb = self.model.colorize(gray).float()
-        if self.chroma_only:
-            return encode_lab(((rgb + 1) / 2).clamp(0, 1))[1]
-        return rgb
+            if self.chroma_only:
+                return model_chroma(self.model, gray, mode=self.options.mode, batch_size=self.options.batch_size)
+            return self.model.colorize(gray, mode=self.options.mode, batch_size=self.options.batch_size).float()
 
     @torch.no_grad()
     def __call__(self, gray: np.ndarray, *, bits: int = 8, strip: int = 512) -> np.ndarray:
@@ -113,7 +142,8 @@ class Colorizer:
         full = torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None, None]
         mw, mh = self._model_size(w, h)
         small = full if (mw, mh) == (w, h) else F.interpolate(full, size=(mh, mw), mode="area")
-        chroma = self.processor(small[0] * 2 - 1)[None]          # (1, C, mh, mw)
+        with seeded(self.device):  # reference mode keeps dropout on: the same photo gives the same colours
+            chroma = self.processor(small[0] * 2 - 1)[None]          # (1, C, mh, mw)
         del small
         top = 255 if bits == 8 else 65535
         out = np.empty((h, w, 3), dtype=np.uint8 if bits == 8 else np.uint16)
@@ -121,8 +151,7 @@ class Colorizer:
             y1 = min(h, y0 + strip)
             part = chroma[..., y0:y1, :] if (mw, mh) == (w, h) else _resample_rows(chroma, y0, y1, w, h)
             if self.chroma_only:
-                L = (gray_to_L(full[..., y0:y1, :]) + L_SHIFT) * L_SCALE   # the input's own L*, full resolution
-                rgb = fit_chroma(L, part * AB_SCALE)
+                rgb = deliver(full[..., y0:y1, :], part * AB_SCALE)   # the input's own L*, full resolution
             else:
                 rgb = (part.clamp(-1, 1) + 1) / 2
             out[y0:y1] = (rgb[0].permute(1, 2, 0) * top).round().clamp(0, top).numpy().astype(out.dtype)

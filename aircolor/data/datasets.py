@@ -9,8 +9,10 @@ Every item is a dict with ``A`` (network input), ``B`` (target, absent for singl
 Color spaces:
 
 * ``rgb``: A = gray copy in [-1, 1] (1 channel), B = RGB in [-1, 1] (3 channels);
-* ``lab``: A = L/50 - 1 (1 channel), B = ab/110 (2 channels), both from the color tile's L*a*b* as in the
-  reference colorization code. A gray photo enters as the L of the neutral color (g, g, g).
+* ``lab``: A = L/50 - 1 (1 channel) of the gray copy (the L* of the neutral color (g, g, g), the same as a gray
+  photo enters with), B = ab/110 (2 channels) of the color tile. The reference colorization code takes A from the
+  color tile's own L*, which differs from the gray copy's for saturated colors: a model trained on it would see
+  another input at test time than in training.
 
 Augmentation follows the papers: resize to ``load_size`` (286), random crop ``size`` (256), random horizontal
 flip, the same crop and flip for A and B. Evaluation splits resize to ``size`` and never flip.
@@ -126,10 +128,11 @@ def to_model_space(gray: torch.Tensor | None, color: torch.Tensor | None,
         a = gray.float() / 127.5 - 1 if gray is not None else None
         b = color.float() / 127.5 - 1 if color is not None else None
         return a, b
-    if color is not None:
-        L, ab = encode_lab(color.float() / 255.0)
-        return L, ab
-    return gray_to_L(gray.float() / 255.0), None
+    # A is the L* of the gray image a user gives (the luma copy), in training as at test time; the color tile's
+    # own L* differs from it for saturated colours, and a model trained on that would see another input at test.
+    a = gray_to_L(gray.float() / 255.0) if gray is not None else None
+    b = encode_lab(color.float() / 255.0)[1] if color is not None else None
+    return a, b
 
 
 class _Base(Dataset):

@@ -48,6 +48,7 @@ class PrepareOptions:
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
     group_by: str | None = None
+    holdout: str | None = None      # tiles whose path matches go to the test split whole (held-out regions)
     historical_min_size: int = 32
 
     def validate(self) -> None:
@@ -58,11 +59,13 @@ class PrepareOptions:
                              "train,val,test that are >= 0 and sum to 1, e.g. 0.7,0.15,0.15")
         if self.split[0] <= 0:
             raise UsageError("--split: the train fraction must be > 0")
-        if self.group_by is not None:
+        for flag, pattern in (("--group-by", self.group_by), ("--holdout", self.holdout)):
+            if pattern is None:
+                continue
             try:
-                re.compile(self.group_by)
+                re.compile(pattern)
             except re.error as exc:
-                raise UsageError(f"--group-by {self.group_by!r}: not a valid regular expression ({exc})") from None
+                raise UsageError(f"{flag} {pattern!r}: not a valid regular expression ({exc})") from None
 
 
 @dataclass
@@ -165,7 +168,8 @@ def _source_sha256(path: Path) -> str:
 
 
 def fingerprint(options: PrepareOptions, sources: dict[str, list[tuple[str, str]]]) -> str:
-    payload = json.dumps({"format": FORMAT_VERSION, "options": asdict(options), "sources": sources,
+    opts = {k: v for k, v in asdict(options).items() if not (k == "holdout" and v is None)}  # older dirs stay valid
+    payload = json.dumps({"format": FORMAT_VERSION, "options": opts, "sources": sources,
                           "pillow": Image.__version__}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -412,7 +416,12 @@ def _build(stage: Path, color_dir: Path, color_files: list[Path], historical_dir
         ungrouped += not matched
         groups.setdefault(key, []).append(res["rel"])
         groups_of[res["rel"]] = key
-    splits = assign_splits(groups, options.split, options.seed)
+    held = re.compile(options.holdout) if options.holdout else None
+    held_out = {k: v for k, v in groups.items() if held is not None and any(held.search(r) for r in v)}
+    if held is not None and len(held_out) == len(groups):
+        raise UsageError(f"--holdout {options.holdout!r} matches every tile: nothing is left to train on")
+    splits = assign_splits({k: v for k, v in groups.items() if k not in held_out}, options.split, options.seed)
+    splits.update({rel: "test" for members in held_out.values() for rel in members})
     records += _color_records(ok, splits, pool, stage, hashes, groups_of)
     pool.rmdir()
     historical = 0

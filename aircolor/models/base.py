@@ -205,23 +205,39 @@ class GANModel(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def colorize(self, gray: torch.Tensor, *, eval_mode: bool = True) -> torch.Tensor:
-        """Gray images (B, 1, H, W) in [-1, 1] -> RGB (B, 3, H, W) in [-1, 1], via Lab when the model works there."""
-        was_training = self.training
-        self.train(not eval_mode)
+    def infer(self, gray: torch.Tensor, *, mode: str | None = None, batch_size: int = 32,
+              z: torch.Tensor | None = None) -> torch.Tensor:
+        """G's output for gray images (B, 1, H, W) in [-1, 1], in the model's space (RGB, or ab/110 for Lab models),
+        run in ``mode`` (default ``metrics.generator_mode``; see :mod:`aircolor.models.inference`): BatchNorm
+        generators in ``reference`` mode see one image per forward pass. ``z``: BicycleGAN's latent codes (B, nz)."""
+        from aircolor.models.inference import generator_mode
+
         gray = gray.to(next(self.parameters()).device)
-        self._mark_step()
-        try:
-            if self.color_space == "lab":
-                L = gray_to_L((gray.float() + 1) / 2)
+        net_in = gray_to_L((gray.float() + 1) / 2) if self.color_space == "lab" else gray
+        with generator_mode(self, mode or self.cfg.metrics.generator_mode) as per_forward:
+            step = per_forward or batch_size
+            parts = []
+            for i in range(0, net_in.size(0), step):
+                self._mark_step()
+                extra = {} if z is None else {"z": z[i:i + step].to(net_in.device)}
                 with self.autocast():
-                    ab = self.generate(L)
-                return decode_lab(L, ab.float()) * 2 - 1
-            with self.autocast():
-                rgb = self.generate(gray).float()
-            return rgb.clone() if self.compile_mode == "reduce-overhead" else rgb  # CUDA-graph memory is reused
-        finally:
-            self.train(was_training)
+                    out = self.generate(net_in[i:i + step], **extra).float()
+                parts.append(out.clone() if self.compile_mode == "reduce-overhead" else out)  # CUDA graphs reuse memory
+        return torch.cat(parts)
+
+    def to_rgb(self, gray: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The raw RGB (B, 3, H, W) in [-1, 1] of :meth:`infer`'s ``out`` for ``gray``: itself, or for Lab models the
+        input's L with the predicted ab, clipped to sRGB."""
+        if self.color_space != "lab":
+            return out
+        return decode_lab(gray_to_L((gray.to(out.device).float() + 1) / 2), out) * 2 - 1
+
+    @torch.no_grad()
+    def colorize(self, gray: torch.Tensor, *, mode: str | None = None, batch_size: int = 32,
+                 z: torch.Tensor | None = None) -> torch.Tensor:
+        """Gray images (B, 1, H, W) in [-1, 1] -> the generator's raw RGB (B, 3, H, W) in [-1, 1] (:meth:`to_rgb`).
+        What users get is :func:`aircolor.colorize.engine.deliver` of the model's chroma."""
+        return self.to_rgb(gray, self.infer(gray, mode=mode, batch_size=batch_size, z=z))
 
     # ------------------------------------------------------------------ state
     def training_state(self) -> dict[str, Any]:

@@ -49,7 +49,8 @@ class Result:
     generator: str | None = None     # the exported generator (what `aircolor colorize` loads)
     run_id: str | None = None        # MLflow run id
     reason: str | None = None        # why the run failed
-    baseline: dict[str, float] = field(default_factory=dict)   # the gray copy's metrics (baseline.val.*)
+    baseline: dict[str, float] = field(default_factory=dict)   # the baselines' metrics (baseline.val.*, prior_*.val.*)
+    test: dict[str, float] = field(default_factory=dict)       # test.* once at the end (never used to select)
     metrics_info: dict[str, Any] = field(default_factory=dict)  # Inception weights sha256, non-standard flag
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict, repr=False)
 
@@ -288,10 +289,12 @@ def train_loop(cfg: RunConfig, ctx: RunContext, *, run_dir: Path, tracker: Any, 
                         raise
     except Diverged as exc:
         status, reason = "FAILED", str(exc)
-    generator = None
+    generator, test = None, {}
     if ctx.is_main:
+        if status == "FINISHED":  # the held-out split, once: logged to MLflow, never reported to Tune
+            test = evaluator.evaluate_test(trainer.model, trainer.epoch, tracker)
         generator = _finish(trainer, tracker, evaluator, status, reason, time.time() - started)
-    return Result(status=status, epochs=trainer.epoch, iterations=trainer.iteration, metrics=trainer.last_metrics,
+    return Result(test=test, status=status, epochs=trainer.epoch, iterations=trainer.iteration, metrics=trainer.last_metrics,
                   run_dir=str(run_dir), reason=reason, run_id=getattr(tracker, "run_id", None),
                   checkpoint=str(trainer.checkpoint_path) if trainer.checkpoint_path.is_file() else None,
                   generator=generator, history=trainer.history, baseline=trainer.baseline,
