@@ -12,7 +12,7 @@ import os
 import sys
 import textwrap
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from aircolor import __version__
 from aircolor.errors import UsageError
@@ -146,21 +146,47 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"{result.status}: {result.epochs} epochs, {result.iterations} iterations; run folder {result.run_dir}")
     if result.reason:
         print(f"reason: {result.reason}")
-    inception = ("fid", "is_mean", "is_std", "kid_mean", "kid_std", "fid_BA", "fid_mean")
-    flag = bool(result.metrics_info.get("nonstandard_weights"))
-    if result.metrics:
-        print(f"  {'metric':28s} {'value':>10s} {'gray copy':>10s}")
-    for key in sorted(result.metrics):
-        base = result.baseline.get(f"baseline.{key}")
-        star = "*" if flag and key.split(".", 1)[-1] in inception else " "
-        print(f"  {key:28s} {result.metrics[key]:10.4f}{star}" + (f"{base:10.4f}" if base is not None else ""))
-    if flag:
-        print("  * computed with NON-STANDARD Inception weights (sha256 "
-              f"{str(result.metrics_info.get('weights_sha256'))[:12]}...): not comparable with published values")
+    _print_scores(result)
     if result.run_id:
         where = uri if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
         print(f"MLflow run {result.run_id} in experiment '{cfg.tracking.experiment}' ({where})")
     return 0 if result.ok else 1
+
+
+_INCEPTION = ("fid", "is_mean", "is_std", "kid_mean", "kid_std", "fid_BA", "fid_mean")
+_BASELINES = (("baseline", "gray copy"), ("prior_tint", "const tint"), ("prior_lightness", "by lightness"))
+
+
+def _print_scores(result: Any) -> None:
+    """The last validation scores and the test scores (delivered image) beside the gray copy and both priors."""
+    flag = bool(result.metrics_info.get("nonstandard_weights"))
+    scores = {**{k: v for k, v in result.metrics.items() if not k.startswith("raw.")},
+              **{k: v for k, v in result.test.items() if k.startswith("test.")}}
+    if scores:
+        print(f"  {'metric':28s} {'model':>10s}" + "".join(f" {label:>12s}" for _, label in _BASELINES))
+    for key in sorted(scores, key=lambda k: (not k.startswith("test."), k)):
+        star = "*" if flag and key.split(".", 1)[-1] in _INCEPTION else " "
+        split, _, name = key.partition(".")
+        cells = [result.test.get(f"{p}.{split}.{name}", result.baseline.get(f"{p}.{split}.{name}"))
+                 for p, _ in _BASELINES]
+        print(f"  {key:28s} {scores[key]:10.4f}{star}" + "".join(f" {c:12.4f}" if c is not None else " " * 13
+                                                                for c in cells))
+    for split in ("test", "val"):
+        de = scores.get(f"{split}.delta_e2000")
+        if de is None:
+            continue
+        base = {label: result.test.get(f"{p}.{split}.delta_e2000", result.baseline.get(f"{p}.{split}.delta_e2000"))
+                for p, label in _BASELINES}
+        known = {k: v for k, v in base.items() if v is not None}
+        if known:
+            best = min(known, key=known.__getitem__)
+            verdict = "beats every baseline" if de < known[best] else f"does NOT beat the {best} ({known[best]:.2f})"
+            print(f"  Delta E 2000 on {split} (lower is better): model {de:.2f}; "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in known.items()) + f": {verdict}")
+        break
+    if flag:
+        print("  * computed with NON-STANDARD Inception weights (sha256 "
+              f"{str(result.metrics_info.get('weights_sha256'))[:12]}...): not comparable with published values")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:

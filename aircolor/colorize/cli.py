@@ -1,4 +1,4 @@
-"""``aircolor colorize --model MODEL INPUT... --out DIR``."""
+"""``aircolor colorize [--model MODEL] INPUT... --out DIR`` (no ``--model``: the default model in the package)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     example = """
+        aircolor colorize photo.jpg --out colorized/          # the model shipped with aircolor, offline
         aircolor colorize --model runs/pix2pix-lab/model/generator.pt scans/ --out colorized/
         aircolor colorize --model models:/aircolor-cut_identity-20261124/1 'archive/**/*.tif' --out out/ --scale 0.5
     """
@@ -54,8 +55,10 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         epilog="example:\n" + textwrap.indent(textwrap.dedent(example).strip(), "  "),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs")
-    p.add_argument("--model", required=True, help="generator.pt / checkpoint / run folder, MLflow run id, "
-                                                  "models:/NAME/VERSION or runs:/RUN_ID/model")
+    p.add_argument("--model", default="default",
+                   help="generator.pt / checkpoint / run folder, MLflow run id, models:/NAME/VERSION, "
+                        "runs:/RUN_ID/model, or 'default' (the default: the model shipped with aircolor, offline; "
+                        "see aircolor/default_model/MODEL_CARD.md)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (inputs are never overwritten)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI for run ids and models:/ URIs")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")

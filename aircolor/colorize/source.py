@@ -8,7 +8,9 @@ MODEL is one of:
   holding ``generator.pt``;
 * an MLflow run id (32 hex digits): that run's ``model/generator.pt`` artifact;
 * an MLflow model URI: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS`` (what ``aircolor sweep promote``
-  registers) or ``runs:/RUN_ID/model``.
+  registers) or ``runs:/RUN_ID/model``;
+* ``default`` (or no ``--model`` at all): the generator shipped inside the package, ``aircolor/default_model/``
+  (its ``MODEL_CARD.md`` says how it was trained and how well it colours): works offline.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from aircolor.config import RunConfig, config_from_dict
 from aircolor.errors import UsageError
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "default_model" / "generator.pt"
 FORMS = ("a generator.pt / checkpoint file, a run folder, an MLflow run id, models:/NAME/VERSION or "
          "runs:/RUN_ID/model")
 
@@ -88,11 +91,16 @@ def _registered_source(spec: str, tracking_uri: str) -> str:
                          ) from exc
 
 
-def load_model(spec: str, *, device: torch.device, tracking_uri: str | None = None) -> tuple[Any, RunConfig, str]:
+def load_model(spec: str | None, *, device: torch.device, tracking_uri: str | None = None) -> tuple[Any, RunConfig, str]:
     """The generator named by ``spec`` (see the module docstring), its run config, and a description."""
     import os
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if spec in (None, "default"):
+        if not DEFAULT_MODEL.is_file():
+            raise UsageError(f"this aircolor install has no default model ({DEFAULT_MODEL} is missing); pass "
+                             f"--model with {FORMS}")
+        return (*load_file(DEFAULT_MODEL, device), f"the default model ({DEFAULT_MODEL})")
     path = Path(spec).expanduser()
     if path.is_file():
         return (*load_file(path, device), str(path.resolve()))
