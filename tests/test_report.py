@@ -231,7 +231,7 @@ def test_report_cli_errors_are_one_line(known_store, tmp_path):
 
 
 def test_a_failed_report_leaves_the_previous_one_intact(known_store, tmp_path, monkeypatch):
-    from analysis import report as report_mod
+    from analysis import figures
     from analysis.report import ReportOptions, build_report
 
     out = tmp_path / "report"
@@ -241,7 +241,7 @@ def test_a_failed_report_leaves_the_previous_one_intact(known_store, tmp_path, m
     def broken(*args, **kwargs):
         raise RuntimeError("figure backend exploded")
 
-    monkeypatch.setattr(report_mod.figures, "parallel_coordinates", broken)
+    monkeypatch.setattr(figures, "parallel_coordinates", broken)
     with pytest.raises(RuntimeError):
         build_report([EXPERIMENT], known_store, out, ReportOptions(n_boot=500, samples=False))
     assert (out / "index.html").read_bytes() == before

@@ -1,0 +1,63 @@
+"""The study's metrics: their MLflow keys, display labels and directions, and the columns derived from them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+import pandas as pd
+
+OUTCOMES = ("completed", "stopped early", "failed", "running")
+FACTOR_PREFIX = "factor."
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric of the study: its MLflow key, a display label, and which direction is better."""
+
+    key: str
+    label: str
+    mode: Literal["min", "max"]
+
+
+METRICS: Mapping[str, MetricSpec] = MappingProxyType({
+    "fid": MetricSpec("val.fid", "FID", "min"),
+    "kid": MetricSpec("val.kid_mean", "KID", "min"),
+    "is": MetricSpec("val.is_mean", "Inception Score", "max"),
+    "psnr": MetricSpec("val.psnr", "PSNR (dB)", "max"),
+    "ssim": MetricSpec("val.ssim", "SSIM", "max"),
+    "delta_e2000": MetricSpec("val.delta_e2000", "CIEDE2000 colour error", "min"),
+    "colorfulness_gap": MetricSpec("val.colorfulness_gap", "|colourfulness - real colourfulness|", "min"),
+})
+
+
+def _metric(name: str) -> MetricSpec:
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; valid: {', '.join(METRICS)}")
+    return METRICS[name]
+
+
+def _check_include(include: Iterable[str]) -> tuple[str, ...]:
+    include = tuple(include)
+    bad = [o for o in include if o not in OUTCOMES]
+    if bad:
+        raise ValueError(f"unknown outcome(s) {bad}; valid: {', '.join(OUTCOMES)}")
+    return include
+
+
+def add_derived_columns(trials: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of ``trials`` with derived metric columns added (the input is not modified).
+
+    ``<p>colorfulness_gap = |<p>colorfulness - <p>colorfulness_real|`` for ``p`` in ``val.`` and ``baseline.val.``,
+    wherever both source columns exist. Colourfulness itself has no good direction (a model can over-saturate);
+    the distance to the real images' colourfulness does.
+    """
+    out = trials.copy()
+    for prefix in ("val.", "baseline.val."):
+        fake, real = f"{prefix}colorfulness", f"{prefix}colorfulness_real"
+        if fake in out.columns and real in out.columns:
+            diff = pd.to_numeric(out[fake], errors="coerce") - pd.to_numeric(out[real], errors="coerce")
+            out[f"{prefix}colorfulness_gap"] = diff.abs()
+    return out
