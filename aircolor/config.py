@@ -5,10 +5,11 @@ frozen dataclass. Loading is strict: an unknown key, a value of the wrong type o
 a :class:`~aircolor.errors.ConfigError` whose message names the key and where it came from.
 
 Some defaults depend on the model family (pix2pix uses batch norm and the vanilla GAN loss, CycleGAN and
-CUT use instance norm and LSGAN, FastCUT trains 150 + 50 epochs, ...). Those fields default to ``None``,
-meaning "the family's default", and :func:`load_config` replaces every ``None`` by the concrete value, so
-the resolved config that is dumped and recorded with a run has no ``None`` left where a family default
-exists. Family defaults follow the papers' public reference implementations.
+CUT use instance norm and LSGAN, CUT trains 200 + 200 epochs and FastCUT 150 + 50, ...) and a few on the GAN
+loss (WGAN-GP: 5 critic steps per generator step and Adam betas (0, 0.9), as in its paper). Those fields
+default to ``None``, meaning "the family's default", and :func:`load_config` replaces every ``None`` by the
+concrete value, so the resolved config that is dumped and recorded with a run has no ``None`` left where a
+family default exists. Family defaults follow the papers' public reference implementations.
 
 Example::
 
@@ -83,6 +84,8 @@ class ModelConfig:
     init_gain: float = _f(0.02, "scale of the weight init", gt=0, le=10)
     gan_mode: Literal["vanilla", "lsgan", "wgangp"] | None = _f(None, "GAN loss (factor 4 for CUT)")
     lambda_GP: float = _f(10.0, "gradient-penalty weight for wgangp", ge=0)
+    lambda_GAN: float = _f(1.0, "weight of G's adversarial term(s); 0 = pure regression (the discriminators take no "
+                                "steps)", ge=0)
     lambda_L1: float | None = _f(None, "L1 weight (pix2pix 100, BicycleGAN 10)", ge=0)
     lambda_A: float = _f(10.0, "CycleGAN cycle loss A->B->A", ge=0)
     lambda_B: float = _f(10.0, "CycleGAN cycle loss B->A->B", ge=0)
@@ -106,13 +109,15 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    n_epochs: int | None = _f(None, "epochs at the initial learning rate (100; FastCUT 150)", ge=0)
-    n_epochs_decay: int | None = _f(None, "epochs of linear decay to 0 (100; FastCUT 50)", ge=0)
+    n_epochs: int | None = _f(None, "epochs at the initial learning rate (100; CUT 200, FastCUT 150)", ge=0)
+    n_epochs_decay: int | None = _f(None, "epochs of linear decay to 0 (100; CUT 200, FastCUT 50)", ge=0)
     batch_size: int | None = _f(None, "images per step (1; BicycleGAN 2)", ge=1, le=4096)
     lr_G: float = _f(2e-4, "generator learning rate", gt=0, le=1)
     lr_D: float = _f(2e-4, "discriminator learning rate", gt=0, le=1)
-    beta1: float = _f(0.5, "Adam beta1", ge=0, le=0.999999)
-    beta2: float = _f(0.999, "Adam beta2", ge=0, le=0.999999)
+    beta1: float | None = _f(None, "Adam beta1 (0.5; wgangp 0.0, as in WGAN-GP)", ge=0, le=0.999999)
+    beta2: float | None = _f(None, "Adam beta2 (0.999; wgangp 0.9, as in WGAN-GP)", ge=0, le=0.999999)
+    n_critic: int | None = _f(None, "discriminator steps per generator step: D steps on every batch, G on every "
+                                    "n_critic-th (1; wgangp 5, as in WGAN-GP)", ge=1, le=100)
     lr_policy: Literal["linear", "step", "cosine"] = _f("linear", "learning-rate schedule")
     lr_decay_epochs: int = _f(50, "step policy: multiply lr by 0.1 every this many epochs", ge=1)
     seed: int = _f(0, "random seed", ge=0)
@@ -200,12 +205,18 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 CUT_PRESETS: dict[str, dict[str, Any]] = {
     "cut": {"model.nce_idt": True, "model.lambda_NCE": 1.0, "model.flip_equivariance": False,
-            "train.n_epochs": 100, "train.n_epochs_decay": 100},
+            "train.n_epochs": 200, "train.n_epochs_decay": 200},
     "fastcut": {"model.nce_idt": False, "model.lambda_NCE": 10.0, "model.flip_equivariance": True,
                 "train.n_epochs": 150, "train.n_epochs_decay": 50},
 }
-COMMON_DEFAULTS: dict[str, Any] = {"model.antialias": False, "train.n_epochs": 100, "train.n_epochs_decay": 100, "model.nce_idt": False,
-                                   "model.lambda_NCE": 0.0, "model.flip_equivariance": False}
+COMMON_DEFAULTS: dict[str, Any] = {"model.antialias": False, "train.n_epochs": 100, "train.n_epochs_decay": 100,
+                                   "model.nce_idt": False, "model.lambda_NCE": 0.0, "model.flip_equivariance": False}
+# Keys whose default depends on the GAN loss rather than the family: WGAN-GP's recipe (Gulrajani et al. 2017,
+# Algorithm 1: n_critic 5, Adam alpha 1e-4, beta1 0, beta2 0.9; we keep the study's lr 2e-4) vs the papers' Adam.
+GAN_MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "wgangp": {"train.n_critic": 5, "train.beta1": 0.0, "train.beta2": 0.9},
+}
+OTHER_GAN_DEFAULTS: dict[str, Any] = {"train.n_critic": 1, "train.beta1": 0.5, "train.beta2": 0.999}
 
 
 def family_defaults(family: str, cut_mode: str = "cut") -> dict[str, Any]:
@@ -215,6 +226,12 @@ def family_defaults(family: str, cut_mode: str = "cut") -> dict[str, Any]:
     if family == "cut":
         out.update(CUT_PRESETS[cut_mode])
     return out
+
+
+def gan_mode_defaults(gan_mode: str, lambda_gan: float = 1.0) -> dict[str, Any]:
+    """The dotted-key defaults that depend on the (resolved) GAN loss: n_critic and Adam's betas. Without an
+    adversarial term (``model.lambda_GAN`` 0) there is no critic, so the GAN loss changes nothing."""
+    return GAN_MODE_DEFAULTS.get(gan_mode, OTHER_GAN_DEFAULTS) if lambda_gan > 0 else OTHER_GAN_DEFAULTS
 
 
 # --------------------------------------------------------------------------------------------- type checking
@@ -358,14 +375,19 @@ def _check_choices(cfg: RunConfig, origins: dict[str, str]) -> None:
 
 
 def resolve(cfg: RunConfig) -> RunConfig:
-    """Replace every ``None`` that has a family default by that default; other values are kept."""
-    defaults = family_defaults(cfg.model.family, cfg.model.cut_mode)
+    """Replace every ``None`` that has a family (or GAN-loss) default by that default; other values are kept."""
     sections = {name: getattr(cfg, name) for name in SECTIONS}
-    for dotted, value in defaults.items():
-        section, key = dotted.split(".")
-        current = getattr(sections[section], key)
-        if current is None or (dotted == "data.layout" and current == "auto"):
-            sections[section] = dataclasses.replace(sections[section], **{key: value})
+
+    def fill(defaults: dict[str, Any]) -> None:
+        for dotted, value in defaults.items():
+            section, key = dotted.split(".")
+            current = getattr(sections[section], key)
+            if current is None or (dotted == "data.layout" and current == "auto"):
+                sections[section] = dataclasses.replace(sections[section], **{key: value})
+
+    fill(family_defaults(cfg.model.family, cfg.model.cut_mode))
+    model = sections["model"]
+    fill(gan_mode_defaults(str(model.gan_mode), model.lambda_GAN))  # after the family's, which sets gan_mode
     data = sections["data"]
     if sections["model"].input_nc is None:
         sections["model"] = dataclasses.replace(sections["model"], input_nc=1 if data.color_space == "lab" else 3)

@@ -33,7 +33,8 @@ def test_defaults_follow_the_papers():
     assert (cfg.model.netG, cfg.model.netD, cfg.model.norm, cfg.model.gan_mode) == ("unet_256", "basic", "batch",
                                                                                       "vanilla")
     assert cfg.model.lambda_L1 == 100.0 and cfg.model.dropout is True
-    assert (cfg.train.lr_G, cfg.train.lr_D, cfg.train.beta1) == (2e-4, 2e-4, 0.5)
+    assert (cfg.train.lr_G, cfg.train.lr_D, cfg.train.beta1, cfg.train.beta2) == (2e-4, 2e-4, 0.5, 0.999)
+    assert cfg.train.n_critic == 1 and cfg.model.lambda_GAN == 1.0
     assert (cfg.train.n_epochs, cfg.train.n_epochs_decay, cfg.train.batch_size) == (100, 100, 1)
     assert cfg.model.n_layers_D == 3  # 70x70 PatchGAN
     assert (cfg.data.size, cfg.data.load_size, cfg.data.layout) == (256, 286, "aligned")
@@ -44,8 +45,8 @@ def test_defaults_follow_the_papers():
     [
         (["model.family=cyclegan"], {"model.netG": "resnet_9blocks", "model.norm": "instance",
                                      "model.gan_mode": "lsgan", "model.pool_size": 50, "data.layout": "unaligned"}),
-        (["model.family=cut"], {"model.lambda_NCE": 1.0, "model.nce_idt": True, "train.n_epochs": 100,
-                                "train.n_epochs_decay": 100}),
+        (["model.family=cut"], {"model.lambda_NCE": 1.0, "model.nce_idt": True, "train.n_epochs": 200,
+                                "train.n_epochs_decay": 200}),
         (["model.family=cut", "model.cut_mode=fastcut"], {"model.lambda_NCE": 10.0, "model.nce_idt": False,
                                                           "model.flip_equivariance": True, "train.n_epochs": 150,
                                                           "train.n_epochs_decay": 50}),
@@ -57,6 +58,33 @@ def test_family_defaults_resolve(overrides, expected):
     flat = flatten(load_config(None, overrides))
     for key, value in expected.items():
         assert flat[key] == value, key
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["model.gan_mode=lsgan"], (1, 0.5, 0.999)),
+        (["model.family=cut", "model.gan_mode=wgangp"], (5, 0.0, 0.9)),           # WGAN-GP's Algorithm 1
+        (["model.family=bicyclegan", "model.gan_mode=wgangp"], (5, 0.0, 0.9)),
+        (["model.gan_mode=wgangp", "train.beta1=0.5"], (5, 0.5, 0.9)),             # explicit values win
+        (["model.gan_mode=wgangp", "train.n_critic=1", "train.beta2=0.99"], (1, 0.0, 0.99)),
+        (["model.gan_mode=lsgan", "train.n_critic=3", "train.beta1=0.0"], (3, 0.0, 0.999)),
+        (["model.gan_mode=wgangp", "model.lambda_GAN=0"], (1, 0.5, 0.999)),         # no critic: no critic recipe
+    ],
+)
+def test_n_critic_and_adam_betas_follow_the_gan_loss(overrides, expected, tmp_path):
+    cfg = load_config(None, overrides)
+    assert (cfg.train.n_critic, cfg.train.beta1, cfg.train.beta2) == expected
+    assert load_config(write(tmp_path, dump_yaml(cfg))) == cfg  # resolved values survive the YAML round trip
+
+
+def test_lambda_gan_applies_to_every_family_and_is_checked():
+    for family in ("pix2pix", "cyclegan", "cut", "bicyclegan"):
+        assert load_config(None, [f"model.family={family}", "model.lambda_GAN=0.1"]).model.lambda_GAN == 0.1
+    with pytest.raises(ConfigError, match="model.lambda_GAN must be >= 0"):
+        load_config(None, ["model.lambda_GAN=-1"])
+    with pytest.raises(ConfigError, match="train.n_critic must be >= 1"):
+        load_config(None, ["train.n_critic=0"])
 
 
 def test_explicit_values_beat_family_defaults():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from aircolor.losses import gan_loss, gradient_penalty, patch_nce
+from aircolor.losses import critic_scores, gan_loss, gradient_penalty, patch_nce
 
 PRED = torch.tensor([[[[2.0, -1.0], [0.0, 0.5]]]])
 
@@ -63,6 +63,41 @@ def test_penalty_is_zero_for_unit_gradient_and_positive_otherwise():
     assert gradient_penalty(steep, real, fake).item() == pytest.approx(4.0, rel=1e-4)  # (3 - 1)^2
 
 
+def conv1x1(weight: float) -> nn.Conv2d:
+    """A 1x1 conv critic ``f(x) = weight * x`` on 1-channel images: its patch map has one logit per pixel."""
+    conv = nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        conv.weight.fill_(weight)
+        conv.bias.zero_()
+    return conv
+
+
+def test_penalty_is_on_the_per_image_mean_score():
+    """The score of an HxW image is the mean of the 1x1 critic's HxW map, whose input gradient is w / (H W) at every
+    pixel: norm |w| / sqrt(H W). w = 8 on 4x4 images: norm 2, GP = (2 - 1)^2 = 1 (the sum over the map would
+    give norm 32, GP 961)."""
+    torch.manual_seed(0)
+    real, fake = torch.randn(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
+    assert gradient_penalty(conv1x1(8.0), real, fake).item() == pytest.approx(1.0, rel=1e-5)
+    assert gradient_penalty(conv1x1(4.0), real, fake).item() == pytest.approx(0.0, abs=1e-9)  # norm 1
+
+
+def test_penalty_of_a_multiscale_critic_sums_the_scales_scores():
+    """Two scales (the second on a 2x2 average pool, whose mean is the image's mean): the score is the sum of the
+    two means, with input gradient (w1 + w2) / (H W) per pixel; w1 4 and w2 8 on 4x4: norm 3, GP 4."""
+    c1, c2, pool = conv1x1(4.0), conv1x1(8.0), nn.AvgPool2d(2)
+
+    def critic(x: torch.Tensor) -> list[torch.Tensor]:
+        return [c1(x), c2(pool(x))]
+
+    torch.manual_seed(0)
+    real, fake = torch.randn(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
+    assert gradient_penalty(critic, real, fake).item() == pytest.approx(4.0, rel=1e-5)
+    preds = critic(real)
+    assert critic_scores(preds).shape == (3,)
+    assert gan_loss(preds, False, "wgangp").item() == pytest.approx(critic_scores(preds).mean().item(), rel=1e-6)
+
+
 def test_penalty_step_pulls_gradient_norm_towards_one():
     torch.manual_seed(0)
     critic = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(8, 1, 3, padding=1))
@@ -73,7 +108,7 @@ def test_penalty_step_pulls_gradient_norm_towards_one():
 
     def grad_norm() -> float:
         x = (0.5 * real + 0.5 * fake).requires_grad_(True)
-        g = torch.autograd.grad(critic(x).sum(), x)[0]
+        g = torch.autograd.grad(critic_scores(critic(x)).sum(), x)[0]  # the per-image mean scores
         return g.flatten(1).norm(dim=1).mean().item()
 
     before = grad_norm()

@@ -51,8 +51,9 @@ def batch(model, size: int, n: int = 2, seed: int = 0) -> dict[str, torch.Tensor
 def test_model_contract(name, overrides, size):
     torch.manual_seed(0)
     model = make(name, overrides, size)
-    losses = model.train_step(batch(model, size))
-    assert losses and all(np.isfinite(v) for v in losses.values()), losses
+    for _ in range(model.n_critic):  # WGAN-GP: G steps after n_critic critic steps
+        losses = model.train_step(batch(model, size))
+        assert losses and all(np.isfinite(v) for v in losses.values()), losses
     for net_name, net in model.named_children():
         grads = [p.grad for p in net.parameters() if p.requires_grad]
         assert grads and all(g is not None for g in grads), f"{net_name} got no gradient"
@@ -160,3 +161,154 @@ def test_models_summary_table_and_errors(capsys):
     assert "stylegan" in capsys.readouterr().err
     assert main(["models", "summary", "cut", "model.netG=unet_256"]) == 2
     assert "ResNet" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------- D loss, WGAN-GP
+FAMILY_CASES = [("pix2pix", ["model.netG=unet_auto"], 32), ("cyclegan", ["model.netG=resnet_6blocks"], 32),
+                ("cut", ["model.netG=resnet_6blocks"], 32), ("fastcut", ["model.netG=resnet_6blocks"], 32),
+                ("bicyclegan", ["model.netG=unet_auto"], 64)]
+FAMILY_IDS = [c[0] for c in FAMILY_CASES]
+D_GROUPS = {"pix2pix": [""], "cyclegan": ["_A", "_B"], "cut": [""], "fastcut": [""], "bicyclegan": ["", "2"]}
+G_NETS, D_NETS = {"G", "G_A", "G_B", "F", "E"}, {"D", "D_A", "D_B", "D2"}
+
+
+def snapshot(model) -> dict[str, list[torch.Tensor]]:
+    return {name: [p.detach().clone() for p in net.parameters()] for name, net in model.named_children()}
+
+
+def changed(before: dict[str, list[torch.Tensor]], model) -> set[str]:
+    return {name for name, net in model.named_children()
+            if any(not torch.equal(a, p) for a, p in zip(before[name], net.parameters()))}
+
+
+def test_d_loss_penalty_weight_is_lambda_gp_and_wasserstein_term_is_not_halved():
+    """Through the model's own d_loss, a 1x1 conv critic with w = 8 on 1-channel 4x4 images (per-image mean score
+    of gradient norm 2, GP = 1 by hand): D = D_real + D_fake + lambda_GP * 1 exactly for wgangp; the other losses
+    keep the reference's 0.5 (D_real + D_fake)."""
+    def conv1x1(weight: float) -> torch.nn.Conv2d:  # f(x) = weight * x, one logit per pixel
+        conv = torch.nn.Conv2d(1, 1, 1)
+        with torch.no_grad():
+            conv.weight.fill_(weight)
+            conv.bias.zero_()
+        return conv
+
+    torch.manual_seed(0)
+    real, fake = torch.randn(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
+    wgan = make("pix2pix", ["model.netG=unet_auto", "model.gan_mode=wgangp", "model.lambda_GP=7"], 32)
+    out = wgan.d_loss(conv1x1(8.0), real, fake)
+    assert out["gp"].item() == pytest.approx(1.0, rel=1e-5)
+    assert torch.equal(out["D"], out["D_real"] + out["D_fake"] + 7.0 * out["gp"])
+    unhalved = wgan.d_loss(conv1x1(8.0), real, fake, halve=False)  # a linear critic's GP does not depend on alpha
+    assert unhalved["D"].item() == pytest.approx(out["D"].item(), rel=1e-6)  # halve means nothing for WGAN-GP
+    for mode in ("vanilla", "lsgan"):
+        other = make("pix2pix", ["model.netG=unet_auto", f"model.gan_mode={mode}"], 32)
+        got = other.d_loss(conv1x1(8.0), real, fake)
+        assert "gp" not in got and torch.equal(got["D"], 0.5 * (got["D_real"] + got["D_fake"]))
+
+
+@pytest.mark.parametrize("gan_mode", ["wgangp", "lsgan"])
+@pytest.mark.parametrize("name, overrides, size", FAMILY_CASES, ids=FAMILY_IDS)
+def test_every_family_d_loss_total(name, overrides, size, gan_mode):
+    """What each family backpropagates into each D: wgangp D_real + D_fake + lambda_GP gp (multi-scale D and D2
+    included), otherwise 0.5 (D_real + D_fake), and 1.0 (...) for BicycleGAN as in its reference."""
+    torch.manual_seed(0)
+    model = make(name, [*overrides, f"model.gan_mode={gan_mode}", "train.n_critic=1"], size)
+    losses = model.train_step(batch(model, size))
+    for s in D_GROUPS[name]:
+        real, fake, total = losses[f"D_real{s}"], losses[f"D_fake{s}"], losses[f"D{s}"]
+        if gan_mode == "wgangp":
+            assert total == pytest.approx(real + fake + 10.0 * losses[f"gp{s}"], rel=1e-5, abs=1e-6)
+        else:
+            half = 1.0 if name == "bicyclegan" else 0.5
+            assert f"gp{s}" not in losses and total == pytest.approx(half * (real + fake), rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("name, overrides, size", FAMILY_CASES, ids=FAMILY_IDS)
+def test_n_critic_steps_g_on_every_third_batch_only(name, overrides, size):
+    torch.manual_seed(0)
+    model = make(name, [*overrides, "model.gan_mode=wgangp", "train.n_critic=3"], size)
+    d_nets, g_nets = D_NETS & set(dict(model.named_children())), G_NETS & set(dict(model.named_children()))
+    for step in range(1, 7):
+        before = snapshot(model)
+        losses = model.train_step(batch(model, size, seed=step))
+        moved = changed(before, model)
+        assert d_nets <= moved, (step, moved)
+        assert (g_nets & moved) == (g_nets if step % 3 == 0 else set()), (step, moved)
+        assert any(k in losses for k in model.adversarial_keys) == (step % 3 == 0), (step, sorted(losses))
+
+
+def test_wgangp_defaults_to_five_critic_steps():
+    assert make("cut", ["model.netG=resnet_6blocks", "model.gan_mode=wgangp"], 32).n_critic == 5
+    assert make("cut", ["model.netG=resnet_6blocks"], 32).n_critic == 1
+
+
+def test_resume_keeps_the_n_critic_phase():
+    """A state saved after 4 batches (n_critic 3) resumes with the critic-only 5th batch and G's 6th; a state
+    without the counter (older checkpoints) loads at phase 0."""
+    over = ["model.netG=unet_auto", "model.gan_mode=wgangp", "train.n_critic=3"]
+    torch.manual_seed(0)
+    model = make("pix2pix", over, 32)
+    for step in range(4):
+        model.train_step(batch(model, 32, seed=step))
+    buf = io.BytesIO()
+    torch.save(model.training_state(), buf)
+    clone = make("pix2pix", over, 32, seed=5)
+    clone.load_training_state(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
+    assert clone.batches_seen == 4
+    for step in (4, 5):
+        torch.manual_seed(step)
+        a = model.train_step(batch(model, 32, seed=step))
+        torch.manual_seed(step)
+        b = clone.train_step(batch(clone, 32, seed=step))
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6) and ("G_GAN" in b) == (step == 5)
+    old = torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
+    del old["counters"]
+    clone.load_training_state(old)
+    assert clone.batches_seen == 0
+
+
+# --------------------------------------------------------------------------------------------- lambda_GAN
+@pytest.mark.parametrize("name, overrides, size", FAMILY_CASES, ids=FAMILY_IDS)
+def test_lambda_gan_zero_never_touches_the_discriminators(name, overrides, size):
+    torch.manual_seed(0)
+    model = make(name, [*overrides, "model.lambda_GAN=0"], size)
+    assert model.adversarial_keys == [] and model.discriminator_keys == [] and model.n_critic == 1
+    before = snapshot(model)
+    for step in range(3):
+        losses = model.train_step(batch(model, size, seed=step))
+        assert not any(k.startswith(("D", "G_GAN", "gp")) or k in ("G_A", "G_B") for k in losses), sorted(losses)
+    moved = changed(before, model)
+    assert not moved & D_NETS and moved & G_NETS, moved
+    assert all(p.grad is None for n, net in model.named_children() if n in D_NETS for p in net.parameters())
+
+
+def test_lambda_gan_zero_still_learns_the_regression():
+    torch.manual_seed(0)
+    model = make("pix2pix", ["model.netG=unet_auto", "model.lambda_GAN=0", "train.batch_size=4", "train.lr_G=1e-3"],
+                 32)
+    data = _real_batch(4, 32)
+    l1 = [model.train_step(data)["G_L1"] for _ in range(15)]
+    assert l1[-1] < 0.8 * l1[0], l1
+
+
+ADVERSARIAL_ONLY = {  # overrides that leave G's adversarial term(s) as its only loss
+    "pix2pix": ["model.lambda_L1=0"],
+    "cyclegan": ["model.lambda_A=0", "model.lambda_B=0", "model.lambda_identity=0"],
+    "cut": ["model.lambda_NCE=0"], "fastcut": ["model.lambda_NCE=0"],
+    "bicyclegan": ["model.lambda_L1=0", "model.lambda_kl=0", "model.lambda_z=0"],
+}
+
+
+@pytest.mark.parametrize("name, overrides, size", FAMILY_CASES, ids=FAMILY_IDS)
+def test_lambda_gan_scales_the_adversarial_gradient(name, overrides, size):
+    grads, terms = {}, {}
+    for weight in (1.0, 0.25):
+        torch.manual_seed(0)
+        model = make(name, [*overrides, *ADVERSARIAL_ONLY[name], f"model.lambda_GAN={weight}"], size)
+        losses = model.train_step(batch(model, size))
+        terms[weight] = [losses[k] for k in model.adversarial_keys]
+        grads[weight] = torch.cat([p.grad.flatten() for n, net in model.named_children() if n in G_NETS - {"F", "E"}
+                                   for p in net.parameters() if p.grad is not None])
+    assert terms[0.25] == pytest.approx([0.25 * t for t in terms[1.0]], rel=1e-4)
+    assert grads[1.0].abs().sum() > 0
+    torch.testing.assert_close(grads[0.25], 0.25 * grads[1.0], rtol=1e-3, atol=1e-7)

@@ -24,7 +24,7 @@ from sweeps.space import SEED_KEY, SearchSpace, load_space, render
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = sorted((ROOT / "search_spaces").glob("*.yaml"))
 SHIPPED = {"g_d_balance", "pix2pix_generator", "pix2pix_colorspace", "cut_gan_loss", "cut_identity",
-           "bicyclegan_z", "full"}
+           "bicyclegan_z", "gan_weight", "full"}
 NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+/seed\d+$")
 
 
@@ -80,8 +80,8 @@ def test_categorical_grid_is_every_combination_times_seeds(path: Path) -> None:
 
 
 def test_shipped_grids_by_hand() -> None:
-    names = ("pix2pix_generator", "pix2pix_colorspace", "cut_gan_loss", "cut_identity", "bicyclegan_z")
-    assert [len(load_space(ROOT / f"search_spaces/{n}.yaml").grid()) for n in names] == [4, 4, 6, 4, 6]
+    names = ("pix2pix_generator", "pix2pix_colorspace", "cut_gan_loss", "cut_identity", "bicyclegan_z", "gan_weight")
+    assert [len(load_space(ROOT / f"search_spaces/{n}.yaml").grid()) for n in names] == [4, 4, 6, 4, 6, 6]
     cut = load_space(ROOT / "search_spaces/cut_identity.yaml")
     assert [cut.trial_name(p) for p in cut.grid()] == ["cut/seed0", "fastcut/seed0", "cut/seed1", "fastcut/seed1"]
     fast = cut.trial_config({"model.cut_mode": "fastcut", SEED_KEY: 1})
@@ -90,6 +90,18 @@ def test_shipped_grids_by_hand() -> None:
     lab = load_space(ROOT / "search_spaces/pix2pix_colorspace.yaml").trial_config({"data.color_space": "lab",
                                                                                    SEED_KEY: 0})
     assert lab.model.input_nc == 1
+
+
+def test_gan_weight_space_has_a_non_adversarial_arm():
+    """What does the GAN add: pix2pix (Lab, U-Net) at lambda_GAN 0 (pure L1 regression), 0.1 and 1."""
+    space = load_space(ROOT / "search_spaces/gan_weight.yaml")
+    assert [space.trial_name(p) for p in space.grid()][:3] == ["lambdaGAN0/seed0", "lambdaGAN0.1/seed0",
+                                                                "lambdaGAN1/seed0"]
+    for weight in (0.0, 0.1, 1.0):
+        cfg = space.trial_config({"model.lambda_GAN": weight, SEED_KEY: 0})
+        assert (cfg.model.family, cfg.data.color_space, cfg.model.netG, cfg.model.input_nc) == \
+            ("pix2pix", "lab", "unet_256", 1)
+        assert (cfg.model.lambda_GAN, cfg.model.gan_mode, cfg.model.lambda_L1) == (weight, "vanilla", 100.0)
 
 
 @pytest.mark.parametrize("name", ["g_d_balance", "full"])

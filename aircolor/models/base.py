@@ -3,7 +3,9 @@ schedules, the resumable training state, and ``colorize``.
 
 A model is an ``nn.Module`` whose submodules are its networks (so ``.to(device)`` and ``state_dict()`` cover
 them), plus optimizers, schedulers and image pools kept in plain dicts. Subclasses implement
-``_step(batch) -> dict[str, Tensor]`` in their reference's update order and ``generate(a)``.
+``_step(batch) -> dict[str, Tensor]`` in their reference's update order and ``generate(a)``; in ``_step`` they
+step the discriminators only when ``self.adversarial`` (``model.lambda_GAN > 0``) and the generators only on
+``self.g_turn`` (every ``train.n_critic``-th batch).
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ class GANModel(nn.Module):
         self.channels_last = False
         self.compile_mode = "off"
         self.grad_sync: Callable[[list[torch.Tensor]], None] | None = None
+        # lambda_GAN 0 is pure regression: no D forward or step at all, and no D or G-adversarial losses to log.
+        self.adversarial = cfg.model.lambda_GAN > 0
+        if not self.adversarial:
+            self.adversarial_keys, self.discriminator_keys = [], []
+        # WGAN-GP's Algorithm 1: the critic steps on every batch, G after every n_critic critic steps.
+        self.n_critic = int(cfg.train.n_critic or 1) if self.adversarial else 1
+        self.batches_seen = 0    # train_step calls so far: the n_critic phase, saved in the training state
+        self.g_turn = True       # whether the current train_step steps the generator(s)
 
     # ------------------------------------------------------------------ building
     def _generator(self, input_nc: int, output_nc: int, *, prefix: str = "", **extra: Any) -> nn.Module:
@@ -146,29 +156,43 @@ class GANModel(nn.Module):
     def gan(self, pred: Any, real: bool) -> torch.Tensor:
         return gan_loss(pred, real, str(self.cfg.model.gan_mode))
 
+    def g_gan(self, pred: Any) -> torch.Tensor:
+        """G's adversarial term ``lambda_GAN * GAN(D(fake), 1)`` (logged with its weight, like every G term)."""
+        return self.cfg.model.lambda_GAN * self.gan(pred, True)
+
     def d_loss(self, net: nn.Module, real: torch.Tensor, fake: torch.Tensor, *,
                halve: bool = True) -> dict[str, torch.Tensor]:
-        """``0.5 (GAN(D(real), 1) + GAN(D(fake), 0))`` (no 0.5 unless ``halve``), plus ``lambda_GP * GP`` for
-        WGAN-GP. ``fake`` is detached: this loss trains D only."""
+        """D's loss on ``real`` and ``fake`` (detached: this loss trains D only).
+
+        vanilla / lsgan: ``0.5 (GAN(D(real), 1) + GAN(D(fake), 0))`` as in the references (no 0.5 unless
+        ``halve``). wgangp: the critic loss of Gulrajani et al. 2017, eq. 3, ``D_real + D_fake + lambda_GP GP``
+        = ``E[D(fake)] - E[D(real)] + lambda_GP GP``, never halved (halving the Wasserstein term only would double
+        the penalty's effective weight).
+        """
         fake = fake.detach()
         out = {"D_real": self.gan(net(real), True), "D_fake": self.gan(net(fake), False)}
-        total = (0.5 if halve else 1.0) * (out["D_real"] + out["D_fake"])
         if self.cfg.model.gan_mode == "wgangp":
             out["gp"] = gradient_penalty(net, real, fake)
-            total = total + self.cfg.model.lambda_GP * out["gp"]
-        out["D"] = total
+            out["D"] = out["D_real"] + out["D_fake"] + self.cfg.model.lambda_GP * out["gp"]
+        else:
+            out["D"] = (0.5 if halve else 1.0) * (out["D_real"] + out["D_fake"])
         return out
 
     def train_step(self, batch: dict[str, Any], *, sync: bool = True) -> dict[str, Any]:
-        """One optimisation step on ``batch``; the named losses as floats (or detached tensors if not ``sync``)."""
+        """One optimisation step on ``batch``; the named losses as floats (or detached tensors if not ``sync``).
+
+        The discriminators step on every batch (none with ``lambda_GAN`` 0), the generators on every
+        ``n_critic``-th; a step returns only the losses it computed (no G losses on critic-only batches)."""
         self.train()
         device = next(self.parameters()).device
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         batch = {k: v.to(device, non_blocking=True, memory_format=fmt) if torch.is_tensor(v) else v
                  for k, v in batch.items()}
         self._mark_step()
+        self.g_turn = (self.batches_seen + 1) % self.n_critic == 0  # n_critic - 1 critic-only batches, then G
         with self.autocast():
             losses = self._step(batch)
+        self.batches_seen += 1
         if not sync:
             return {k: v.detach() for k, v in losses.items()}
         return {k: float(v.detach()) for k, v in losses.items()}
@@ -245,7 +269,8 @@ class GANModel(nn.Module):
         return {"nets": self.state_dict(),
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-                "pools": {k: p.state_dict() for k, p in self.pools.items()}}
+                "pools": {k: p.state_dict() for k, p in self.pools.items()},
+                "counters": {"batches_seen": self.batches_seen}}
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["nets"])
@@ -256,3 +281,4 @@ class GANModel(nn.Module):
         device = next(self.parameters()).device
         for k, p in self.pools.items():
             p.load_state_dict(state["pools"][k], device)
+        self.batches_seen = int(state.get("counters", {}).get("batches_seen", 0))  # older states: phase 0

@@ -1,11 +1,13 @@
 """CUT and FastCUT (Park et al. 2020): one generator, a PatchGAN, and PatchNCE between input and output patches.
 
 Update order as in the reference: D step, then G and F together.
-``loss_D = 0.5 (GAN(D(G(x)), 0) + GAN(D(y), 1))`` [+ lambda_GP GP];
-``loss_G = GAN(D(G(x)), 1) + NCE``, where NCE = ``NCE(x, G(x))`` and, with ``nce_idt`` (CUT), the average
-``0.5 (NCE(x, G(x)) + NCE(y, G(y)))``. Each NCE is ``lambda_NCE`` times PatchNCE averaged over the layers.
-The presets (factor 5): CUT = nce_idt on, lambda_NCE 1 (the paper's lambda_X = lambda_Y = 1); FastCUT =
-nce_idt off, lambda_NCE 10, flip equivariance (the input batch is flipped with p = 0.5 and the output's
+``loss_D = 0.5 (GAN(D(G(x)), 0) + GAN(D(y), 1))`` (WGAN-GP: ``D_real + D_fake + lambda_GP GP``, and G and F step
+on every ``n_critic``-th batch only);
+``loss_G = lambda_GAN GAN(D(G(x)), 1) + NCE`` (the reference's lambda_GAN; with 0, D never runs), where NCE =
+``NCE(x, G(x))`` and, with ``nce_idt`` (CUT), the average ``0.5 (NCE(x, G(x)) + NCE(y, G(y)))``. Each NCE is
+``lambda_NCE`` times PatchNCE averaged over the layers.
+The presets (factor 5): CUT = nce_idt on, lambda_NCE 1 (the paper's lambda_X = lambda_Y = 1), 200 + 200 epochs;
+FastCUT = nce_idt off, lambda_NCE 10, flip equivariance (the input batch is flipped with p = 0.5 and the output's
 features flipped back before PatchNCE), 150 + 50 epochs.
 
 The generator is the ResNet one, anti-aliased by default as in CUT's reference (``model.antialias``); PatchNCE
@@ -76,22 +78,29 @@ class CUT(GANModel):
         flipped = bool(m.flip_equivariance) and bool(torch.rand(()) < 0.5)
         if flipped:
             real = real.flip(3)
-        fake = self.G(real)
-        fake_b = fake[:n]
+        with torch.set_grad_enabled(self.g_turn):  # critic-only batches need G(x) only, without its graph
+            fake = self.G(real if self.g_turn else real[:n])
+        out: dict[str, torch.Tensor] = {}
+        if self.adversarial:
+            set_requires_grad(self.D, True)
+            self.optimizers["D"].zero_grad(set_to_none=True)
+            out.update(self.d_loss(self.D, b, fake[:n]))
+            out["D"].backward()
+            self.step("D")
+        if self.g_turn:
+            out = {**self._g_step(a, b, fake, flipped), **out}
+        return out
 
-        set_requires_grad(self.D, True)
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        d = self.d_loss(self.D, b, fake_b)
-        d["D"].backward()
-        self.step("D")
-
+    def _g_step(self, a: torch.Tensor, b: torch.Tensor, fake: torch.Tensor, flipped: bool) -> dict[str, torch.Tensor]:
+        """G and F: ``lambda_GAN GAN + NCE(x, G(x))``, or with ``nce_idt`` the NCE terms' average."""
+        n = a.size(0)
         set_requires_grad(self.D, False)
         self.optimizers["G"].zero_grad(set_to_none=True)
         self.optimizers["F"].zero_grad(set_to_none=True)
-        out = {"G_GAN": self.gan(self.D(fake_b), True)}
-        out["NCE"] = self.nce(a, fake_b, flipped)
-        loss = out["G_GAN"]
-        if m.nce_idt:
+        out = {"G_GAN": self.g_gan(self.D(fake[:n]))} if self.adversarial else {}
+        out["NCE"] = self.nce(a, fake[:n], flipped)
+        loss = out.get("G_GAN", 0.0)
+        if self.cfg.model.nce_idt:
             out["NCE_Y"] = self.nce(self.color_as_input(b), fake[n:], flipped)
             loss = loss + 0.5 * (out["NCE"] + out["NCE_Y"])
         else:
@@ -100,4 +109,4 @@ class CUT(GANModel):
         self.step("G")
         self.step("F")
         set_requires_grad(self.D, True)
-        return {**out, **d}
+        return out

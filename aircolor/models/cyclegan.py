@@ -3,8 +3,10 @@
 Reference names: G_A (G), G_B (F), D_A (D_Y), D_B (D_X). Update order: both generators in one Adam step with
 the discriminators frozen, then both discriminators. Fakes pass through image pools of ``pool_size`` (50).
 
-``loss_G = GAN(D_A(G_A(A)), 1) + GAN(D_B(G_B(B)), 1) + lambda_A |G_B(G_A(A)) - A| + lambda_B |G_A(G_B(B)) - B|
-+ lambda_identity (lambda_B |G_A(B) - B| + lambda_A |G_B(A) - A|)``.
+``loss_G = lambda_GAN (GAN(D_A(G_A(A)), 1) + GAN(D_B(G_B(B)), 1)) + lambda_A |G_B(G_A(A)) - A|
++ lambda_B |G_A(G_B(B)) - B| + lambda_identity (lambda_B |G_A(B) - B| + lambda_A |G_B(A) - A|)``; each D's loss is
+:meth:`~aircolor.models.base.GANModel.d_loss`. With ``n_critic`` > 1 the generators step on every n_critic-th
+batch only; with ``lambda_GAN 0`` the discriminators never run (cycle and identity terms only).
 
 Identity across gray and RGB domains: with ``model.input_nc 3`` (the default, as in the references) a gray
 image is three equal channels, both domains have 3 channels and the identity terms are the reference's. With
@@ -59,27 +61,36 @@ class CycleGAN(GANModel):
         return a if a.size(1) == self.output_nc else a.expand(-1, self.output_nc, -1, -1)
 
     def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        m = self.cfg.model
         a, b = self.as_input(batch["A"]), batch["B"]
-        fake_b, fake_a = self.G_A(a), self.G_B(b)
-        rec_a, rec_b = self.G_B(fake_b), self.G_A(fake_a)
+        with torch.set_grad_enabled(self.g_turn):  # critic-only batches need the fakes, not their graph
+            fake_b, fake_a = self.G_A(a), self.G_B(b)
+        out = self._g_step(a, b, fake_b, fake_a) if self.g_turn else {}
+        if self.adversarial:
+            out.update(self._d_step(a, b, fake_b, fake_a))
+        return out
 
+    def _g_step(self, a: torch.Tensor, b: torch.Tensor, fake_b: torch.Tensor,
+                fake_a: torch.Tensor) -> dict[str, torch.Tensor]:
+        m = self.cfg.model
+        rec_a, rec_b = self.G_B(fake_b), self.G_A(fake_a)
         set_requires_grad([self.D_A, self.D_B], False)
         self.optimizers["G"].zero_grad(set_to_none=True)
-        out = {"G_A": self.gan(self.D_A(fake_b), True), "G_B": self.gan(self.D_B(fake_a), True),
-               "cycle_A": F.l1_loss(rec_a, a) * m.lambda_A, "cycle_B": F.l1_loss(rec_b, b) * m.lambda_B}
+        out = {"G_A": self.g_gan(self.D_A(fake_b)), "G_B": self.g_gan(self.D_B(fake_a))} if self.adversarial else {}
+        out["cycle_A"] = F.l1_loss(rec_a, a) * m.lambda_A
+        out["cycle_B"] = F.l1_loss(rec_b, b) * m.lambda_B
         if m.lambda_identity > 0:
             out["idt_A"] = F.l1_loss(self.G_A(self.color_as_input(b)), b) * m.lambda_B * m.lambda_identity
             out["idt_B"] = F.l1_loss(self.G_B(self._to_b(a)), a) * m.lambda_A * m.lambda_identity
         sum(out.values()).backward()
         self.step("G")
-
         set_requires_grad([self.D_A, self.D_B], True)
+        return out
+
+    def _d_step(self, a: torch.Tensor, b: torch.Tensor, fake_b: torch.Tensor,
+                fake_a: torch.Tensor) -> dict[str, torch.Tensor]:
         self.optimizers["D"].zero_grad(set_to_none=True)
         d_a = self.d_loss(self.D_A, b, self.pools["fake_B"].query(fake_b))
         d_b = self.d_loss(self.D_B, a, self.pools["fake_A"].query(fake_a))
         (d_a["D"] + d_b["D"]).backward()
         self.step("D")
-        out.update({f"{k}_A": v for k, v in d_a.items()})
-        out.update({f"{k}_B": v for k, v in d_b.items()})
-        return out
+        return {**{f"{k}_A": v for k, v in d_a.items()}, **{f"{k}_B": v for k, v in d_b.items()}}

@@ -118,22 +118,25 @@ def check_compile(mode: str, device: torch.device) -> None:
 
 
 class LossWindow:
-    """Sums of detached loss tensors since the last log; read (and synced) only at log steps."""
+    """Sums of detached loss tensors since the last log; read (and synced) only at log steps. Each loss is averaged
+    over the steps that returned it (with ``train.n_critic`` > 1, G's losses come from every n_critic-th step)."""
 
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
         self.count = 0
 
     def add(self, losses: dict[str, torch.Tensor]) -> None:
         for k, v in losses.items():
             self.sums[k] = self.sums[k] + v.float() if k in self.sums else v.float().clone()
+            self.counts[k] = self.counts.get(k, 0) + 1
         self.count += 1
 
     def flush(self) -> dict[str, float]:
         if not self.count:
             return {}
-        means = {k: float(v) / self.count for k, v in self.sums.items()}
-        self.sums, self.count = {}, 0
+        means = {k: float(v) / self.counts[k] for k, v in self.sums.items()}
+        self.sums, self.counts, self.count = {}, {}, 0
         return means
 
 
