@@ -38,8 +38,9 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """
     p = subparsers.add_parser(
         "report", help="ranked comparison report (HTML + Markdown) of sweeps from MLflow",
-        description="Rank a sweep's configurations (grouped over seeds, bootstrap CIs, factor effects, baselines, "
-                    "diagnostics, figures, sample grid) and write a self-contained report folder.",
+        description="Rank a sweep's configurations (grouped over seeds, bootstrap CIs, factor effects, diagnostics, "
+                    "figures, sample grid) on the held-out test split, the best one chosen on validation, against "
+                    "the gray copy and two colour priors, and write a self-contained report folder.",
         epilog="example:\n" + textwrap.indent(textwrap.dedent(example).strip(), "  "),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", action="append", required=True, metavar="NAME",
@@ -48,7 +49,8 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                                           "sqlite:///mlruns.db)")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder (replaced if it holds an older report)")
     p.add_argument("--metric", default="fid", choices=list(METRICS),
-                   help="primary ranking metric (default fid; every metric is ranked too)")
+                   help="primary ranking metric, and the headline's gain over the strongest prior (default fid; "
+                        "every metric is ranked too)")
     p.add_argument("--top-k", type=int, default=3, help="configurations in the sample grid (default 3)")
     p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the CIs (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")

@@ -175,6 +175,39 @@ def test_ranking_chart_rejects_unknown_mode(tmp_path: Path) -> None:
         figures.ranking_chart(make_ranking(2), metric_label="FID", mode="best", out_dir=tmp_path, stem="r")
 
 
+def test_ranking_chart_draws_every_prior_and_marks_bars_behind_the_strongest(tmp_path: Path) -> None:
+    # means 50, 60, 70, 80; gray copy 75 (cfg03 loses to it); priors 65 and 55: the strongest is 55 (min), so
+    # cfg01 (60) and cfg02 (70) beat the gray copy but not the strongest prior
+    paths = figures.ranking_chart(make_ranking(4), metric_label="Delta E", mode="min", out_dir=tmp_path, stem="r",
+                                  baseline=75.0, priors={"constant tint": 65.0, "chroma by lightness": 55.0})
+    texts = assert_written(paths, tmp_path, "r")
+    assert {figures.BASELINE_LABEL, "constant tint", "chroma by lightness"} <= set(texts)
+    assert "does not beat gray copy" in texts and "does not beat the strongest prior" in texts
+    svg = paths[1].read_text()
+    # three reference lines, each in its own style: black dashed, and the two prior styles' colours
+    assert svg.count("stroke: #d62728") >= 1 and svg.count("stroke: #9467bd") >= 1  # tab:red, tab:purple
+    # every bar that beats the gray copy beats the only logged prior (72) too: only the gray-copy marking
+    paths = figures.ranking_chart(make_ranking(4), metric_label="Delta E", mode="min", out_dir=tmp_path, stem="q",
+                                  baseline=75.0, priors={"constant tint": 72.0, "chroma by lightness": None})
+    texts = assert_written(paths, tmp_path, "q")
+    assert "does not beat the strongest prior" not in texts and "chroma by lightness" not in texts
+
+
+def test_perception_distortion_draws_points_baselines_and_front(tmp_path: Path) -> None:
+    points = pd.DataFrame({"config": ["a", "a", "b", "b", "c"], "x": [5.5, 6.5, 8.0, 9.0, 7.0],
+                           "y": [5.0, 3.0, 3.0, 1.0, np.nan]})
+    baselines = {"gray copy": (10.0, 40.0), "constant tint": (9.0, 30.0), "chroma by lightness": (8.0, 20.0)}
+    paths = figures.perception_distortion(points, baselines=baselines, front=["a", "b"], x_label="Delta E 2000",
+                                          y_label="colourfulness gap", out_dir=tmp_path, stem="pd", title="PD")
+    texts = assert_written(paths, tmp_path, "pd")
+    assert {"a", "b", "gray copy", "constant tint", "chroma by lightness", "PD"} <= set(texts)
+    assert "c" not in texts  # its only point has no y
+    assert "Pareto front (lower-left is better)" in texts and "Delta E 2000" in texts
+    empty = points.assign(x=np.nan)
+    assert figures.perception_distortion(empty, baselines={}, front=[], x_label="x", y_label="y", out_dir=tmp_path,
+                                         stem="none") == []
+
+
 # -------------------------------------------------------------------------------------------- curves
 
 

@@ -15,6 +15,8 @@ from analysis.stats import (
     FidInfinity,
     MetricSpec,
     add_derived_columns,
+    baseline_values,
+    baselines_differ,
     bootstrap_ci,
     bootstrap_diff_ci,
     composite_rank,
@@ -22,9 +24,13 @@ from analysis.stats import (
     factor_effects,
     fid_infinity,
     fid_sizes_from_history,
+    fid_sizes_from_row,
+    gain_over,
     holm,
     last_common_budget,
+    pareto_front,
     rank_configurations,
+    strongest_prior,
     values_at_epoch,
 )
 
@@ -390,3 +396,90 @@ def test_last_common_budget_and_values_at_epoch():
     at2 = values_at_epoch(hist, "val.fid", 2)
     assert at2.to_dict() == {"a": 12.0, "b": 22.0, "c": 32.0}
     assert values_at_epoch(hist, "val.fid", 5, run_ids=["a", "b"]).to_dict() == {"a": 15.0}
+
+
+# --- splits, baselines, gain over the strongest prior, Pareto front -------------------------------------------
+
+def test_metric_spec_keys_on_other_splits_and_prefixes():
+    assert METRICS["kid"].name == "kid_mean" and METRICS["kid"].key_on("test") == "test.kid_mean"
+    assert METRICS["fid"].key_on("prior_tint.test") == "prior_tint.test.fid"
+    assert METRICS["delta_e2000"].key_on("raw.val") == "raw.val.delta_e2000"
+    assert METRICS["psnr"].better(30.0, 20.0) and METRICS["fid"].better(20.0, 30.0)
+    assert not METRICS["fid"].better(float("nan"), 30.0)
+
+
+def test_add_derived_columns_covers_every_prefix():
+    trials = pd.DataFrame({"test.colorfulness": [30.0], "test.colorfulness_real": [40.0],
+                           "prior_tint.test.colorfulness": [12.0], "prior_tint.test.colorfulness_real": [40.0],
+                           "raw.val.colorfulness": [45.0]})  # no raw.val real column: no gap
+    out = add_derived_columns(trials)
+    assert out["test.colorfulness_gap"].tolist() == [10.0]
+    assert out["prior_tint.test.colorfulness_gap"].tolist() == [28.0]
+    assert "raw.val.colorfulness_gap" not in out
+
+
+def test_rank_configurations_and_factor_effects_on_the_test_split(ranked_trials):
+    trials = ranked_trials.assign(**{"test.fid": 100.0 - ranked_trials["val.fid"]})
+    val, test = rank_configurations(trials, "fid", n_boot=200), rank_configurations(trials, "fid", n_boot=200,
+                                                                                      split="test")
+    assert test.attrs["key"] == "test.fid" and test.attrs["split"] == "test"
+    assert test["config"].tolist() == val["config"].tolist()[::-1]  # 100 - x reverses the order
+    assert rank_configurations(trials, "psnr", split="test").empty   # no test.psnr column: nothing to rank
+
+
+def _baseline_frame() -> pd.DataFrame:
+    return pd.DataFrame({"baseline.test.delta_e2000": [10.0, 10.0], "prior_tint.test.delta_e2000": [9.0, 9.0],
+                         "prior_lightness.test.delta_e2000": [8.0, np.nan], "baseline.test.psnr": [18.0, 18.0],
+                         "prior_tint.test.psnr": [19.0, 19.0], "prior_lightness.test.psnr": [23.0, 25.0]})
+
+
+def test_baseline_values_strongest_prior_and_missing_priors():
+    frame = _baseline_frame()
+    assert baseline_values(frame, "delta_e2000", split="test") == {"gray": 10.0, "tint": 9.0, "lightness": 8.0}
+    assert strongest_prior(baseline_values(frame, "delta_e2000", split="test"), "delta_e2000") == ("lightness", 8.0)
+    # PSNR is higher-is-better: the larger prior is the strongest; lightness differs between trials (23 vs 25)
+    assert strongest_prior(baseline_values(frame, "psnr", split="test"), "psnr") == ("lightness", 24.0)
+    assert baselines_differ(frame, "psnr", split="test") == ["lightness"]
+    assert baselines_differ(frame, "delta_e2000", split="test") == []
+    # older runs: only the gray copy
+    old = frame[["baseline.test.delta_e2000"]]
+    values = baseline_values(old, "delta_e2000", split="test")
+    assert values == {"gray": 10.0, "tint": None, "lightness": None} and strongest_prior(values, "delta_e2000") is None
+    assert baseline_values(old, "delta_e2000", split="val") == {"gray": None, "tint": None, "lightness": None}
+
+
+def test_gain_over_hand_computed():
+    # {5.5, 6, 6.5} vs 8, lower is better: (8 - 6) / 8 = 25%. The bootstrap of 3 values: the all-lowest triple has
+    # probability 1/27 = 3.7% > 2.5%, so the 95% CI of the mean is [5.5, 6.5] -> [(8 - 6.5) / 8, (8 - 5.5) / 8].
+    g = gain_over([5.5, 6.0, 6.5], 8.0, mode="min", n_boot=4000)
+    assert (g.mean, g.n, g.diff, g.pct) == (6.0, 3, 2.0, 25.0)
+    assert (g.ci_low, g.ci_high) == (pytest.approx(18.75), pytest.approx(31.25)) and g.beats is True
+    # higher is better: {22, 24} vs 20 -> (23 - 20) / 20 = 15% better. With 2 values the all-22 resample has
+    # probability 1/4, so the CI of the mean is exactly [22, 24]: gain [10, 20]%
+    g = gain_over([22.0, 24.0], 20.0, mode="max", n_boot=4000)
+    assert g.pct == pytest.approx(15.0) and (g.ci_low, g.ci_high) == (pytest.approx(10.0), pytest.approx(20.0))
+    # a CI that reaches 0 does not beat it; nor does a negative gain
+    assert gain_over([7.0, 9.0], 8.0, mode="min", n_boot=500).beats is False
+    assert gain_over([8.5, 8.5], 8.0, mode="min", n_boot=500).pct == pytest.approx(-6.25)
+    # one seed: a gain, but no CI; a zero reference: no relative gain
+    one = gain_over([6.0], 8.0, mode="min")
+    assert one.pct == 25.0 and math.isnan(one.ci_low) and one.beats is None
+    assert math.isnan(gain_over([1.0, 2.0], 0.0, mode="min").pct)
+    with pytest.raises(ValueError, match="mode"):
+        gain_over([1.0], 1.0, mode="lower")
+
+
+def test_pareto_front_hand_made_set():
+    #            A      B      C      D (dominated by B)  E (= B)  F (NaN)  G (dominated by A on y, ties on x)
+    x = [1.0, 2.0, 3.0, 2.5, 2.0, np.nan, 1.0]
+    y = [3.0, 2.0, 1.0, 2.5, 2.0, 0.0, 4.0]
+    assert pareto_front(x, y).tolist() == [True, True, True, False, True, False, False]
+    assert pareto_front([], []).tolist() == []
+    with pytest.raises(ValueError, match="length"):
+        pareto_front([1.0], [1.0, 2.0])
+
+
+def test_fid_sizes_from_row_reads_the_test_keys():
+    row = {"test.fid_n10": 14.0, "test.fid_n40": 11.0, "test.fid_n20": float("nan"), "test.fid_nx": 1.0,
+           "val.fid_n10": 99.0, "test.fid": 10.0}
+    assert fid_sizes_from_row(row) == {10: 14.0, 40: 11.0}

@@ -1,5 +1,5 @@
 """Figures for the sweep comparison report: ranking bars, metric and loss curves, factor effects,
-parallel coordinates and image grids.
+parallel coordinates, the perception-distortion trade-off and image grids.
 
 Every public drawing function writes one figure as ``<out_dir>/<stem>.png`` (dpi 120) and
 ``<out_dir>/<stem>.svg`` and returns the written paths; it returns ``[]`` and writes nothing when its input
@@ -18,7 +18,8 @@ Example::
 
 The modules, one per figure kind: :mod:`~analysis.figures.base` (saving, shared helpers),
 :mod:`~analysis.figures.ranking`, :mod:`~analysis.figures.curves` (metric and loss curves),
-:mod:`~analysis.figures.effects`, :mod:`~analysis.figures.parallel` and :mod:`~analysis.figures.grid`.
+:mod:`~analysis.figures.effects`, :mod:`~analysis.figures.parallel`, :mod:`~analysis.figures.tradeoff`
+(perception-distortion) and :mod:`~analysis.figures.grid`.
 Import from ``analysis.figures``.
 """
 
@@ -29,7 +30,9 @@ from analysis.figures.curves import loss_curves, metric_curves
 from analysis.figures.effects import effects_chart
 from analysis.figures.grid import image_grid
 from analysis.figures.parallel import _NA_POS, _numeric_axis, parallel_coordinates  # noqa: F401 (tests use them)
-from analysis.figures.ranking import BASELINE_LABEL, beats_baseline, ranking_chart
+from analysis.figures.ranking import BASELINE_LABEL, PRIOR_STYLES, beats_baseline, ranking_chart
+from analysis.figures.tradeoff import perception_distortion
 
-__all__ = ["BASELINE_LABEL", "CUT_SHORT", "DPI", "MODES", "SIGNIFICANCE", "beats_baseline", "effects_chart",
-           "image_grid", "loss_curves", "metric_curves", "parallel_coordinates", "ranking_chart", "save_figure"]
+__all__ = ["BASELINE_LABEL", "CUT_SHORT", "DPI", "MODES", "PRIOR_STYLES", "SIGNIFICANCE", "beats_baseline",
+           "effects_chart", "image_grid", "loss_curves", "metric_curves", "parallel_coordinates",
+           "perception_distortion", "ranking_chart", "save_figure"]

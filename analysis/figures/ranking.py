@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from analysis.figures.base import (_check_mode, _direction, _flag, _floats, _lab
                                    _row_ends, _whiskers, save_figure)
 
 BASELINE_LABEL = "gray copy (no colorization)"
+#: Line styles of the prior reference lines, in the order given (the gray copy is the black dashed line).
+PRIOR_STYLES = (("tab:red", ":"), ("tab:purple", "-."), ("tab:brown", (0, (5, 1, 1, 1, 1, 1))))
 
 
 def beats_baseline(mean: float, baseline: float, mode: str) -> bool:
@@ -29,28 +32,38 @@ def beats_baseline(mean: float, baseline: float, mode: str) -> bool:
 
 
 def ranking_chart(ranking: pd.DataFrame, *, metric_label: str, mode: str, out_dir: Path, stem: str,
-                  baseline: float | None = None, flag: str | None = None) -> list[Path]:
-    """Horizontal bars of each config's mean (best at top) with CI whiskers, ``n=`` per bar and the baseline.
+                  baseline: float | None = None, flag: str | None = None,
+                  priors: Mapping[str, float] | None = None) -> list[Path]:
+    """Horizontal bars of each config's mean (best at top) with CI whiskers, ``n=`` per bar and the baselines.
 
-    Bars that do not beat the gray-copy baseline are grey and hatched, so "trained but useless" is visible at
-    a glance; a dotted rule between two ranks marks a statistically distinguishable gap.
+    ``baseline`` is the gray copy (black dashed line); ``priors`` maps a legend label to a prior's value (each its
+    own colour and line style). Bars that do not beat the gray copy are grey and hatched ``//``, so "trained but
+    useless" is visible at a glance; bars that beat it but not the strongest (best) prior are orange and hatched
+    ``..``. A dotted rule between two ranks marks a statistically distinguishable gap.
     """
     _check_mode(mode)
     if ranking.empty:
         return []
     data = ranking.sort_values("rank", kind="stable").reset_index(drop=True)
     labels = [f"{_rank_text(rank)}. {_plain(config)}" for rank, config in zip(data["rank"], data["config"])]
-    fig = _new_figure(width=_label_width(labels, base=6.0), height=2.0 + 0.3 * len(data) + (0.4 if flag else 0))
+    priors = {label: float(v) for label, v in (priors or {}).items() if v is not None and np.isfinite(v)}
+    extra = 0.5 if priors else 0.0  # a second legend row, and room for the prior lines' labels
+    fig = _new_figure(width=_label_width(labels, base=6.0 + 2 * extra),
+                      height=2.0 + 0.3 * len(data) + (0.4 if flag else 0) + extra)
     ax = fig.add_subplot()
-    handles = _ranking_bars(ax, data, mode=mode, baseline=baseline)
+    handles = _ranking_bars(ax, data, mode=mode, baseline=baseline, strongest=_strongest(priors.values(), mode),
+                            references=list(priors.values()))
     handles += _rank_gaps(ax, data)
     ax.set_yticks(np.arange(len(data)), labels)
     ax.set_ylim(len(data) - 0.5, -0.5)  # rank 1 at the top
     ax.set_xlabel(f"{metric_label} ({_direction(mode)}); whiskers: confidence interval of the mean")
     fig.suptitle(f"Ranking by {metric_label}")
     _flag(ax, flag)
+    lines = [ax.axvline(value, color=color, linestyle=style, linewidth=1.6, label=_plain(label))
+             for (label, value), (color, style) in zip(priors.items(), PRIOR_STYLES)]
     if baseline is not None:
-        handles.insert(0, ax.axvline(baseline, color="black", linestyle="--", linewidth=1.2, label=BASELINE_LABEL))
+        lines.insert(0, ax.axvline(baseline, color="black", linestyle="--", linewidth=1.2, label=BASELINE_LABEL))
+    handles = lines + handles
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize="small")
     return save_figure(fig, out_dir, stem)
@@ -61,24 +74,41 @@ def _rank_text(rank: object) -> str:
     return str(int(value)) if np.isfinite(value) and value.is_integer() else str(rank)
 
 
-def _ranking_bars(ax: Axes, data: pd.DataFrame, *, mode: str, baseline: float | None) -> list[Patch]:
-    """Draw bars, whiskers and ``n=`` labels; return the legend handle for below-baseline bars, if any."""
+def _strongest(values: Iterable[float], mode: str) -> float | None:
+    values = list(values)
+    if not values:
+        return None
+    return min(values) if mode == "min" else max(values)
+
+
+def _ranking_bars(ax: Axes, data: pd.DataFrame, *, mode: str, baseline: float | None, strongest: float | None,
+                  references: list[float]) -> list[Patch]:
+    """Draw bars, whiskers and ``n=`` labels; return the legend handles for the bars that lose to a baseline."""
     y = np.arange(len(data))
     means, low, high = _floats(data["mean"]), _floats(data["ci_low"]), _floats(data["ci_high"])
     bars = ax.barh(y, np.nan_to_num(means), color="tab:blue", edgecolor="tab:blue", height=0.7)
     losing = [baseline is not None and not beats_baseline(m, baseline, mode) for m in means]
-    for bar, loses in zip(bars, losing):
+    behind = [not lose and strongest is not None and not beats_baseline(m, strongest, mode)
+              for m, lose in zip(means, losing)]
+    for bar, loses, trails in zip(bars, losing, behind):
         if loses:
             bar.set(facecolor="lightgrey", edgecolor="0.35", hatch="//")
+        elif trails:
+            bar.set(facecolor="moccasin", edgecolor="darkorange", hatch="..")
     _whiskers(ax, y=y, low=low, high=high)
     ends = _row_ends(means, high)
     for row, (end, n) in enumerate(zip(ends, _floats(data["n"]))):
         text = f"n={int(n)}" if np.isfinite(n) else "n=?"
         ax.annotate(text, xy=(end, row), xytext=(4, 0), textcoords="offset points", va="center", fontsize="small")
-    _fit_xlim(ax, np.concatenate([means, low, high, ends, [0.0] if baseline is None else [0.0, baseline]]))
-    if not any(losing):
-        return []
-    return [Patch(facecolor="lightgrey", edgecolor="0.35", hatch="//", label="does not beat gray copy")]
+    drawn = [0.0, *references] + ([] if baseline is None else [baseline])
+    _fit_xlim(ax, np.concatenate([means, low, high, ends, drawn]))
+    handles = []
+    if any(losing):
+        handles.append(Patch(facecolor="lightgrey", edgecolor="0.35", hatch="//", label="does not beat gray copy"))
+    if any(behind):
+        handles.append(Patch(facecolor="moccasin", edgecolor="darkorange", hatch="..",
+                             label="does not beat the strongest prior"))
+    return handles
 
 
 def _fit_xlim(ax: Axes, xs: np.ndarray) -> None:

@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -15,11 +16,12 @@ from aircolor import __version__
 from aircolor.errors import UsageError
 from analysis import stats
 from analysis.render import to_html, to_markdown
-from analysis.report.common import NONSTANDARD, ReportOptions, available_metrics
+from analysis.report.common import NONSTANDARD, SPLIT_NAMES, Context, ReportOptions, available_metrics, split_for
 from analysis.report.effects import effects_section, fid_section, importance_section
 from analysis.report.gallery import samples_section
 from analysis.report.overview import overview_section, sweep_section, trials_section
-from analysis.report.ranking import budget_section, ranking_sections
+from analysis.report.ranking import budget_section, csv_tables, ranking_sections
+from analysis.report.tradeoff import tradeoff_section
 from analysis.report.training import curves_section, diagnostics_section, diagnostics_table
 from analysis.runs import Study, load_study
 
@@ -31,7 +33,12 @@ class Report:
     out_dir: Path
     index: Path
     markdown: Path
-    rankings: dict[str, pd.DataFrame] = field(default_factory=dict)
+    rankings: dict[str, pd.DataFrame] = field(default_factory=dict)     # the final tables (test where logged)
+    selection: dict[str, pd.DataFrame] = field(default_factory=dict)    # the same metrics on validation
+    split: str = "val"                                                  # the primary metric's final split
+    best: str | None = None                                             # selected on validation
+    gain: stats.Gain | None = None                                      # best vs the strongest prior
+    pareto: pd.DataFrame | None = None                                  # perception-distortion points, on_front
     effects: pd.DataFrame | None = None
     diagnostics: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
@@ -60,13 +67,28 @@ def _swap_in(stage: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def compute_rankings(trials: pd.DataFrame, opts: ReportOptions) -> dict[str, pd.DataFrame]:
-    rankings = {m: stats.rank_configurations(trials, m, n_boot=opts.n_boot, seed=opts.seed)
-                for m in available_metrics(trials)}
+def compute_rankings(trials: pd.DataFrame, opts: ReportOptions,
+                     splits: dict[str, str] | None = None) -> dict[str, pd.DataFrame]:
+    """Every metric's ranking on its split (``splits``: metric -> "val" / "test"; by default each metric's
+    :func:`~analysis.report.common.split_for`), plus the composite rank over them."""
+    splits = splits if splits is not None else {m: split_for(trials, m) for m in available_metrics(trials)}
+    rankings = {m: stats.rank_configurations(trials, m, n_boot=opts.n_boot, seed=opts.seed, split=split)
+                for m, split in splits.items()}
     usable = {m: r for m, r in rankings.items() if len(r)}
     if usable:
         rankings["composite"] = stats.composite_rank(usable)
     return rankings
+
+
+def make_context(study: Study, opts: ReportOptions, figs: Path) -> Context:
+    """The final rankings (test where logged) and the selection rankings (validation), computed once."""
+    t = study.trials
+    splits = {m: split_for(t, m) for m in available_metrics(t)}
+    ctx = Context(study=study, opts=opts, figs=figs, splits=splits)
+    ctx.rankings = compute_rankings(t, opts, splits)
+    val = {m: "val" for m in available_metrics(t, "val")}
+    ctx.selection = ctx.rankings if val == splits else compute_rankings(t, opts, val)
+    return ctx
 
 
 def build_report(experiments: list[str], tracking_uri: str, out_dir: Path,
@@ -90,43 +112,58 @@ def build_report(experiments: list[str], tracking_uri: str, out_dir: Path,
     return report
 
 
+def _check_primary(t: pd.DataFrame, primary: str) -> None:
+    spec = stats.METRICS[primary]
+    if not any(spec.key_on(split) in t and t[spec.key_on(split)].notna().any() for split in stats.SPLITS):
+        have = available_metrics(t)
+        raise UsageError(f"no trial logged {spec.key} (--metric {primary}); the runs have "
+                         f"{', '.join(have) or 'no validation metrics yet'}")
+
+
+def _sections(ctx: Context, diag: pd.DataFrame) -> tuple[list, dict[str, Any]]:
+    primary = ctx.primary
+    effect_metrics = [primary] + (["fid"] if primary != "fid" and "fid" in ctx.rankings else [])
+    effects_sec, effects = effects_section(ctx, effect_metrics)
+    overview, gain = overview_section(ctx)
+    tradeoff, pareto = tradeoff_section(ctx)
+    sections = [overview, sweep_section(ctx.study), *ranking_sections(ctx), tradeoff, budget_section(ctx),
+                fid_section(ctx), effects_sec]
+    importance = importance_section(ctx)
+    if importance is not None:
+        sections.append(importance)
+    sections += [diagnostics_section(ctx, diag), curves_section(ctx), samples_section(ctx), trials_section(ctx)]
+    return sections, {"effects": effects, "gain": gain, "pareto": pareto}
+
+
 def _write(study: Study, opts: ReportOptions, stage: Path, out_dir: Path) -> Report:
     figs = stage / "figures"
     figs.mkdir()
-    primary = opts.metric
     t = study.trials
-    if stats.METRICS[primary].key not in t or t[stats.METRICS[primary].key].isna().all():
-        have = available_metrics(t)
-        raise UsageError(f"no trial logged {stats.METRICS[primary].key} (--metric {primary}); the runs have "
-                         f"{', '.join(have) or 'no validation metrics yet'}")
-    rankings = compute_rankings(t, opts)
-    effect_metrics = [primary] + (["fid"] if primary != "fid" and "fid" in rankings else [])
-    effects_sec, effects = effects_section(study, opts, effect_metrics, figs)
+    _check_primary(t, opts.metric)
+    ctx = make_context(study, opts, figs)
     diag = diagnostics_table(study)
-    sections = [overview_section(study, opts, primary, rankings), sweep_section(study),
-                *ranking_sections(study, opts, primary, rankings, figs), budget_section(study, opts, primary),
-                fid_section(study), effects_sec]
-    importance = importance_section(study, primary)
-    if importance is not None:
-        sections.append(importance)
-    sections += [diagnostics_section(study, diag, primary, rankings.get(primary), figs),
-                 curves_section(study, primary, figs), samples_section(study, opts, primary, rankings, figs),
-                 trials_section(study, primary)]
+    sections, found = _sections(ctx, diag)
     banners = [NONSTANDARD] if study.nonstandard_weights else []
+    if ctx.split == "val":
+        banners.append("No test-split scores (test.*): every table ranks on VALIDATION, the split selection used "
+                       "(see the overview).")
     title = f"aircolor comparison: {', '.join(study.experiments)}"
     from aircolor.tracking.uri import redact_uri
 
     subtitle = (f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by aircolor {__version__} from "
-                f"{redact_uri(study.tracking_uri)}; {len(t)} trials.")
+                f"{redact_uri(study.tracking_uri)}; {len(t)} trials; ranked on the {SPLIT_NAMES[ctx.split]} split.")
     t.to_parquet(stage / "trials.parquet", index=False)
     study.history.to_parquet(stage / "history.parquet", index=False)
-    for name, rank in rankings.items():
-        rank.to_csv(stage / f"ranking_{name}.csv", index=False)
-    if effects is not None:
-        effects.to_csv(stage / "factor_effects.csv", index=False)
+    for name, frame in csv_tables(ctx).items():
+        frame.to_csv(stage / f"ranking_{name}.csv", index=False)
+    if found["effects"] is not None:
+        found["effects"].to_csv(stage / "factor_effects.csv", index=False)
+    if found["pareto"] is not None:
+        found["pareto"].to_csv(stage / "pareto.csv", index=False)
     diag.to_csv(stage / "diagnostics.csv", index=False)
     (stage / "report.md").write_text(to_markdown(title, banners, sections))
     (stage / "index.html").write_text(to_html(title, subtitle, banners, sections))
     (stage / MARKER).write_text(f"aircolor {__version__}\n")
-    return Report(out_dir=out_dir, index=out_dir / "index.html", markdown=out_dir / "report.md", rankings=rankings,
-                  effects=effects, diagnostics=diag)
+    return Report(out_dir=out_dir, index=out_dir / "index.html", markdown=out_dir / "report.md",
+                  rankings=ctx.rankings, selection=ctx.selection, split=ctx.split, best=ctx.best, gain=found["gain"],
+                  pareto=found["pareto"], effects=found["effects"], diagnostics=diag)

@@ -4,34 +4,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from analysis import figures, stats
+from analysis import figures
 from analysis.render import Section
-from analysis.report.common import ReportOptions, metric_label
-from analysis.runs import Study
+from analysis.report.common import Context
 
 
-def samples_section(study: Study, opts: ReportOptions, primary: str, rankings: dict[str, pd.DataFrame],
-                    figs: Path) -> Section:
+def samples_section(ctx: Context) -> Section:
     from analysis.runs import client_for
     from analysis.samples import load_samples, sample_rows
 
     sec = Section("Colorized samples", "samples")
-    rank = rankings.get(primary)
+    study, opts, primary = ctx.study, ctx.opts, ctx.primary
+    rank = ctx.picks()
     if not opts.samples:
         sec.text("Sample grid skipped (--no-samples).")
         return sec
     if rank is None or rank.empty:
         sec.text("No ranked configuration: no sample grid.")
         return sec
-    t = study.trials
-    key, mode = stats.METRICS[primary].key, stats.METRICS[primary].mode
     picks = []
     for config in rank["config"].head(opts.top_k):
-        g = t[(t["config"] == config) & (t["outcome"] == "completed") & t[key].notna()]
-        best = g.sort_values(key, ascending=mode == "min").iloc[0]
-        picks.append((f"#{len(picks) + 1} {config}", str(best["run_id"]), best.get("param.data.root")))
+        best = ctx.best_run(config)
+        if best is not None:
+            picks.append((f"#{len(picks) + 1} {config}", str(best["run_id"]), best.get("param.data.root")))
+    if not picks:
+        sec.text("No completed trial of the top configurations has a value to pick its best seed by: no sample grid.")
+        return sec
     root = opts.data_root or (Path(picks[0][2]) if picks[0][2] else None)
     if root is None or not Path(root).is_dir():
         sec.text(f"Sample grid skipped: the prepared dataset {root} is not on this machine; pass --data ROOT "
@@ -45,8 +43,8 @@ def samples_section(study: Study, opts: ReportOptions, primary: str, rankings: d
                               device=opts.device)
     for note in notes:
         sec.text(note)
-    figures.image_grid(rows, out_dir=figs, stem="samples", title=f"Top {len(picks)} configurations by "
-                                                               f"{metric_label(primary, study.nonstandard_weights)}")
+    figures.image_grid(rows, out_dir=ctx.figs, stem="samples",
+                       title=f"Top {len(picks)} configurations by validation {ctx.label(primary)}")
     names = "; ".join(f"{kind} {i + 1}: {s.name}" for kind in ("validation", "historical")
                       for i, s in enumerate(x for x in samples if x.kind == kind))
     sec.text(f"The same {sum(s.kind == 'validation' for s in samples)} validation tiles (gray copy in, ground truth "

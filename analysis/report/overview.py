@@ -6,30 +6,51 @@ import pandas as pd
 
 from analysis import stats
 from analysis.render import Section
-from analysis.report.common import ReportOptions, baseline_value, cell_text, fmt, metric_label, when
+from analysis.report.common import Context, cell_text, fmt, when
+from analysis.report.headline import headline
 from analysis.runs import Study
 
 
-def overview_section(study: Study, opts: ReportOptions, primary: str, rankings: dict[str, pd.DataFrame]) -> Section:
-    t = study.trials
+def _split_text(ctx: Context, sec: Section) -> None:
+    if ctx.split == "test":
+        sec.text("The final tables, the factor effects and this headline are ranked on the test split (held out, "
+                 "scored once when a trial finished its whole budget, never seen by any selection); selection used "
+                 "validation (ASHA, Optuna and `aircolor sweep promote` saw only val.*), so the best configuration "
+                 "is the one validation picked, with its test numbers.")
+    else:
+        sec.banner("No completed trial has test-split scores (test.*: runs from before the test split was scored, "
+                   "metrics.test_at_end off, or every trial stopped early). The final tables, the factor effects and "
+                   "the headline FALL BACK TO THE VALIDATION SPLIT, the one selection used: their numbers are "
+                   "optimistic, not held-out estimates.")
+
+
+def overview_section(ctx: Context) -> tuple[Section, stats.Gain | None]:
+    t, study, primary = ctx.trials, ctx.study, ctx.primary
     sec = Section("Overview", "overview")
     counts = t["outcome"].value_counts().to_dict()
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     sec.text(f"{len(t)} trials in {t['config'].nunique()} configurations ({summary}) from MLflow experiment(s) "
-             f"{', '.join(study.experiments)}. Primary metric: {metric_label(primary, study.nonstandard_weights)} "
-             f"({'lower' if stats.METRICS[primary].mode == 'min' else 'higher'} is better), final validation value.")
-    rank = rankings.get(primary)
-    if rank is not None and len(rank):
-        best = rank.iloc[0]
-        base = baseline_value(t, primary)
-        gain = "" if base is None else f"; the gray copy scores {fmt(base)}"
-        sec.text(f"Best configuration by {metric_label(primary, study.nonstandard_weights)}: {best['config']} "
-                 f"(mean {fmt(best['mean'])} over {int(best['n'])} seed(s){gain}).")
-    if "composite" in rankings and len(rankings["composite"]):
-        sec.text(f"Best by composite rank (mean of the per-metric ranks): {rankings['composite'].iloc[0]['config']}.")
+             f"{', '.join(study.experiments)}. Primary metric: {ctx.label(primary)} "
+             f"({'lower' if stats.METRICS[primary].mode == 'min' else 'higher'} is better), final value.")
+    _split_text(ctx, sec)
+    text, gain = headline(ctx)
+    if text:
+        sec.text(text)
+    rank = ctx.rankings.get(primary)
+    if rank is not None and len(rank) and ctx.split == "test":
+        sec.text(f"Best on the test split itself (for comparison only; never used to select): "
+                 f"{rank.iloc[0]['config']}.")
+    if "composite" in ctx.rankings and len(ctx.rankings["composite"]):
+        sec.text(f"Best by composite rank (mean of the per-metric ranks): "
+                 f"{ctx.rankings['composite'].iloc[0]['config']}.")
     gpu_h, dur = t["gpu_hours"].sum(skipna=True), t["duration_s"].sum(skipna=True) / 3600
     sec.text(f"Compute: {dur:.2f} trial-hours in all, {gpu_h:.2f} GPU-hours. Devices: "
              f"{', '.join(sorted(str(d) for d in t['device'].dropna().unique())) or 'unknown'}.")
+    _seed_notes(t, sec)
+    return sec, gain
+
+
+def _seed_notes(t: pd.DataFrame, sec: Section) -> None:
     seeds = t[t["outcome"] == "completed"].groupby("config")["seed"].nunique()
     if len(seeds) and 1 < seeds.min() < 5:
         sec.text(f"Configurations have {seeds.min()}-{seeds.max()} completed seeds: bootstrap CIs from so few seeds "
@@ -37,7 +58,6 @@ def overview_section(study: Study, opts: ReportOptions, primary: str, rankings: 
     if t["seed"].notna().any() and t.groupby("config")["seed"].nunique().max() <= 1:
         sec.banner("Every configuration ran with one seed: the ranks below carry no uncertainty estimate (no "
                    "confidence intervals); run the space with `seeds: 3` or more to tell configurations apart.")
-    return sec
 
 
 def sweep_section(study: Study) -> Section:
@@ -81,17 +101,17 @@ def _why(reason: object, outcome: str) -> str:
     return (cell_text(reason) or ("stopped by the scheduler" if outcome == "stopped early" else "-"))[:240]
 
 
-def trials_section(study: Study, primary: str) -> Section:
-    t = study.trials
-    key = stats.METRICS[primary].key
+def trials_section(ctx: Context) -> Section:
+    t, spec = ctx.trials, stats.METRICS[ctx.primary]
     sec = Section("All trials", "trials")
     sec.text("Every trial, as loaded from MLflow. The same data with every param and metric: trials.parquet (one row "
              "per trial) and history.parquet (one row per logged step).")
+    columns = {f"{split} {ctx.label(ctx.primary)}": t[spec.key_on(split)].map(fmt) if spec.key_on(split) in t else "-"
+               for split in stats.SPLITS}
     sec.table(pd.DataFrame({
         "trial": t["run_name"], "configuration": t["config"], "seed": t["seed"].map(lambda s: fmt(s, 6)),
         "outcome": t["outcome"],
-        "epochs": [f"{fmt(a, 3)}/{fmt(b, 3)}" for a, b in zip(t["epochs"], t["epochs_total"])],
-        stats.METRICS[primary].label: t[key].map(fmt) if key in t else "-",
+        "epochs": [f"{fmt(a, 3)}/{fmt(b, 3)}" for a, b in zip(t["epochs"], t["epochs_total"])], **columns,
         "duration (min)": (t["duration_s"] / 60).map(lambda x: fmt(x, 3)), "GPU-h": t["gpu_hours"].map(
             lambda x: fmt(x, 3)), "device": t["device"].fillna("-"), "run id": t["run_id"]}))
     return sec

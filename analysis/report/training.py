@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from analysis import figures, stats
 from analysis.render import Section
-from analysis.report.common import INCEPTION_METRICS, factor_columns, family_keys, fmt, metric_label
+from analysis.report.common import INCEPTION_METRICS, Context, factor_columns, family_keys, fmt
 from analysis.runs import Study
 
 
@@ -24,8 +22,7 @@ def diagnostics_table(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def diagnostics_section(study: Study, diag: pd.DataFrame, primary: str, rank: pd.DataFrame | None,
-                        figs: Path) -> Section:
+def diagnostics_section(ctx: Context, diag: pd.DataFrame) -> Section:
     sec = Section("Training diagnostics", "diagnostics")
     flagged = diag[diag["flag"]]
     sec.text("A run is flagged 'D overpowering G' when, from some epoch to the end, the discriminator's loss has "
@@ -37,51 +34,46 @@ def diagnostics_section(study: Study, diag: pd.DataFrame, primary: str, rank: pd
         sec.table(pd.DataFrame({"trial": flagged["trial"], "configuration": flagged["config"],
                                 "began at epoch": flagged["began_epoch"].map(fmt), "detail": flagged["reason"]}),
                   caption="D overpowering G")
+    rank = ctx.picks()
     if rank is None or rank.empty:
         return sec
-    t = study.trials
-    key = stats.METRICS[primary].key
-    mode = stats.METRICS[primary].mode
-
-    def best_run(config: str) -> str:
-        g = t[(t["config"] == config) & t[key].notna()]
-        return str(g.sort_values(key, ascending=mode == "min")["run_id"].iloc[0])
-
-    picks = {f"best: {rank.iloc[0]['config']}": best_run(rank.iloc[0]["config"])}
-    if len(rank) > 1:
-        picks[f"worst: {rank.iloc[-1]['config']}"] = best_run(rank.iloc[-1]["config"])
-    family = t.loc[t["run_id"] == next(iter(picks.values())), "family"].iloc[0]
+    ends = [("best", rank.iloc[0]["config"])] + ([("worst", rank.iloc[-1]["config"])] if len(rank) > 1 else [])
+    picks = {f"{which}: {config}": run["run_id"] for which, config in ends
+             if (run := ctx.best_run(config)) is not None}
+    if not picks:
+        return sec
+    family = ctx.trials.loc[ctx.trials["run_id"] == next(iter(picks.values())), "family"].iloc[0]
     g_keys, d_keys = family_keys(family)
     began = {label: diag.loc[diag["run_id"] == rid, "began_epoch"].iloc[0] for label, rid in picks.items()}
     onset = {label: None if pd.isna(v) else int(v) for label, v in began.items()}
-    written = figures.loss_curves(study.history, runs=picks, g_keys=[f"loss.{k}" for k in g_keys],
-                                  d_keys=[f"loss.{k}" for k in d_keys], out_dir=figs,
+    written = figures.loss_curves(ctx.study.history, runs=picks, g_keys=[f"loss.{k}" for k in g_keys],
+                                  d_keys=[f"loss.{k}" for k in d_keys], out_dir=ctx.figs,
                                   stem="loss_best_worst", onset=onset)
     if written:
         sec.figure("figures/loss_best_worst.png", "G adversarial and D losses of the best and worst configurations "
-                                                  "(their best seed)")
+                                                  "by validation (their best seed)")
     return sec
 
 
-def curves_section(study: Study, primary: str, figs: Path) -> Section:
+def curves_section(ctx: Context) -> Section:
     sec = Section("Curves and the search", "curves")
-    ns = study.nonstandard_weights
+    study, primary, ns = ctx.study, ctx.primary, ctx.ns
     keys = [primary] + (["fid"] if primary != "fid" else [])
     for name in keys:
         key = stats.METRICS[name].key
         if not (study.history["key"] == key).any():
             continue
-        figures.metric_curves(study.history, study.trials, key=key, metric_label=metric_label(name, ns),
-                              out_dir=figs, stem=f"curve_{name}",
+        figures.metric_curves(study.history, study.trials, key=key, metric_label=ctx.label(name),
+                              out_dir=ctx.figs, stem=f"curve_{name}",
                               flag="non-standard Inception weights" if ns and name in INCEPTION_METRICS else None)
-        sec.figure(f"figures/curve_{name}.png", f"{metric_label(name, ns)} vs epoch per configuration (mean over "
-                                                f"seeds; band: min-max; dashed: stopped early or failed)")
+        sec.figure(f"figures/curve_{name}.png", f"Validation {ctx.label(name)} vs epoch per configuration (mean "
+                                                f"over seeds; band: min-max; dashed: stopped early or failed)")
     factors = factor_columns(study.trials)
     key = stats.METRICS[primary].key
     if factors and key in study.trials:
         figures.parallel_coordinates(study.trials, factors=factors, metric_key=key,
-                                     metric_label=metric_label(primary, ns), mode=stats.METRICS[primary].mode,
-                                     out_dir=figs, stem="parallel_coordinates")
-        sec.figure("figures/parallel_coordinates.png", "The search: one line per trial (grey dashed: failed or "
-                                                       "stopped early)")
+                                     metric_label=ctx.label(primary), mode=stats.METRICS[primary].mode,
+                                     out_dir=ctx.figs, stem="parallel_coordinates")
+        sec.figure("figures/parallel_coordinates.png", "The search, on validation (the split it optimised): one "
+                                                       "line per trial (grey dashed: failed or stopped early)")
     return sec

@@ -17,6 +17,7 @@ Typical use::
     effects = factor_effects(trials, "fid")
 
 The modules, by concern: :mod:`~analysis.stats.metrics` (the metric registry, derived columns),
+:mod:`~analysis.stats.baselines` (gray copy and priors, gain over the strongest prior, Pareto fronts),
 :mod:`~analysis.stats.bootstrap`, :mod:`~analysis.stats.ranking`, :mod:`~analysis.stats.effects`,
 :mod:`~analysis.stats.diagnostics`, :mod:`~analysis.stats.fid` (FID-infinity) and :mod:`~analysis.stats.budget`
 (equal-budget comparisons). Import from ``analysis.stats``; the submodules are an implementation detail.
@@ -24,17 +25,20 @@ The modules, by concern: :mod:`~analysis.stats.metrics` (the metric registry, de
 
 from __future__ import annotations
 
+from analysis.stats.baselines import (BASELINES, PRIORS, Baseline, Gain, baseline_values, baselines_differ, gain_over,
+                                      pareto_front, strongest_prior)
 from analysis.stats.bootstrap import bootstrap_ci, bootstrap_diff_ci
 from analysis.stats.budget import last_common_budget, values_at_epoch
 from analysis.stats.diagnostics import GAN_MODES, d_overpowering_g, loss_epoch_means
 from analysis.stats.effects import factor_effects, holm
-from analysis.stats.fid import FidInfinity, fid_infinity, fid_sizes_from_history
-from analysis.stats.metrics import FACTOR_PREFIX, METRICS, OUTCOMES, MetricSpec, add_derived_columns
+from analysis.stats.fid import FidInfinity, fid_infinity, fid_sizes_from_history, fid_sizes_from_row
+from analysis.stats.metrics import FACTOR_PREFIX, METRICS, OUTCOMES, SPLITS, MetricSpec, add_derived_columns
 from analysis.stats.ranking import composite_rank, rank_configurations
 
 __all__ = [
-    "FACTOR_PREFIX", "GAN_MODES", "METRICS", "OUTCOMES", "FidInfinity", "MetricSpec", "add_derived_columns",
-    "bootstrap_ci", "bootstrap_diff_ci", "composite_rank", "d_overpowering_g", "factor_effects", "fid_infinity",
-    "fid_sizes_from_history", "holm", "last_common_budget", "loss_epoch_means", "rank_configurations",
-    "values_at_epoch",
+    "BASELINES", "FACTOR_PREFIX", "GAN_MODES", "METRICS", "OUTCOMES", "PRIORS", "SPLITS", "Baseline", "FidInfinity",
+    "Gain", "MetricSpec", "add_derived_columns", "baseline_values", "baselines_differ", "bootstrap_ci",
+    "bootstrap_diff_ci", "composite_rank", "d_overpowering_g", "factor_effects", "fid_infinity",
+    "fid_sizes_from_history", "fid_sizes_from_row", "gain_over", "holm", "last_common_budget", "loss_epoch_means",
+    "pareto_front", "rank_configurations", "strongest_prior", "values_at_epoch",
 ]

@@ -104,10 +104,11 @@ def _holm_with_mirrors(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 def factor_effects(trials: pd.DataFrame, metric: str, *, factors: Iterable[str] | None = None,
                    include: Iterable[str] = ("completed",), n_boot: int = 10_000, seed: int = 0,
-                   alpha: float = 0.05) -> pd.DataFrame:
+                   alpha: float = 0.05, split: str = "val") -> pd.DataFrame:
     """Marginal effect of each level of each categorical factor on ``metric``: this level vs the factor's others.
 
-    Analysed trials: ``outcome`` in ``include`` and the metric present. ``factors`` (``"factor.model.netG"`` or
+    Analysed trials: ``outcome`` in ``include`` and the metric present on ``split`` (``"val"`` or ``"test"``: the key
+    prefix, as in :func:`~analysis.stats.rank_configurations`). ``factors`` (``"factor.model.netG"`` or
     ``"model.netG"``) defaults to every ``factor.*`` column with >= 2 distinct levels among them. For each factor
     only trials where it is set count (a conditional factor, e.g. ResNet depth, leaves other models' trials out).
     Continuous factors (every level parses as a number and there are more than 4 levels) and, when named
@@ -124,7 +125,7 @@ def factor_effects(trials: pd.DataFrame, metric: str, *, factors: Iterable[str] 
     unbalanced sweep, a level can look good because of the levels of other factors it was run with.
     """
     spec, include = _metric(metric), _check_include(include)
-    data = _analysed(trials, spec, include)
+    data = _analysed(trials, spec.key_on(split), include)
     rows: list[dict] = []
     skipped: dict[str, str] = {}
     for factor in _resolve_factors(data, factors):
@@ -152,5 +153,5 @@ def factor_effects(trials: pd.DataFrame, metric: str, *, factors: Iterable[str] 
     good = out["diff"] < 0 if spec.mode == "min" else out["diff"] > 0
     out["better"] = (good & (out["p_holm"] < alpha)).astype(bool)
     out = out[_EFFECT_COLUMNS]
-    out.attrs.update(metric=metric, key=spec.key, mode=spec.mode, skipped=skipped)
+    out.attrs.update(metric=metric, key=spec.key_on(split), mode=spec.mode, skipped=skipped, split=split)
     return out

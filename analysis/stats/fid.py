@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,3 +59,16 @@ def fid_sizes_from_history(history: pd.DataFrame, run_id: str, prefix: str = "va
     last = rows[rows["epoch"] == rows["epoch"].max()].sort_values("step", kind="stable")
     values = last.groupby("key")["value"].last()
     return dict(sorted((int(key[len(prefix):]), float(v)) for key, v in values.items()))
+
+
+def fid_sizes_from_row(row: Mapping[str, object], prefix: str = "test.fid_n") -> dict[int, float]:
+    """``{N: FID}`` from a trial row's final values under ``<prefix><N>`` (the test split is scored once, so its
+    FID_N are single values, not a history); NaN values are left out."""
+    out = {}
+    for key, value in row.items():
+        key = str(key)
+        if key.startswith(prefix) and key[len(prefix):].isdigit():
+            number = float(value) if isinstance(value, (int, float, np.floating)) else math.nan
+            if math.isfinite(number):
+                out[int(key[len(prefix):])] = number
+    return dict(sorted(out.items()))

@@ -11,6 +11,8 @@ import pandas as pd
 
 OUTCOMES = ("completed", "stopped early", "failed", "running")
 FACTOR_PREFIX = "factor."
+#: Where a metric is logged: the validation split (selection) and the test split (held out, scored once).
+SPLITS = ("val", "test")
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,20 @@ class MetricSpec:
     key: str
     label: str
     mode: Literal["min", "max"]
+
+    @property
+    def name(self) -> str:
+        """The key without its split: ``val.kid_mean`` -> ``kid_mean``."""
+        return self.key.split(".", 1)[1]
+
+    def key_on(self, prefix: str) -> str:
+        """The key under another prefix: ``"test"`` -> ``test.fid``, ``"prior_tint.test"`` ->
+        ``prior_tint.test.fid``, ``"raw.val"`` -> ``raw.val.fid``."""
+        return f"{prefix}.{self.name}"
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether ``a`` is strictly better than ``b`` in this metric's direction (False when either is NaN)."""
+        return bool(a < b) if self.mode == "min" else bool(a > b)
 
 
 METRICS: Mapping[str, MetricSpec] = MappingProxyType({
@@ -50,14 +66,16 @@ def _check_include(include: Iterable[str]) -> tuple[str, ...]:
 def add_derived_columns(trials: pd.DataFrame) -> pd.DataFrame:
     """Return a copy of ``trials`` with derived metric columns added (the input is not modified).
 
-    ``<p>colorfulness_gap = |<p>colorfulness - <p>colorfulness_real|`` for ``p`` in ``val.`` and ``baseline.val.``,
-    wherever both source columns exist. Colourfulness itself has no good direction (a model can over-saturate);
-    the distance to the real images' colourfulness does.
+    ``<p>colorfulness_gap = |<p>colorfulness - <p>colorfulness_real|`` for every prefix ``p`` (``val.``,
+    ``test.``, ``raw.val.``, ``baseline.val.``, ``prior_tint.test.``, ...) wherever both source columns exist.
+    Colourfulness itself has no good direction (a model can over-saturate); the distance to the real images'
+    colourfulness does.
     """
     out = trials.copy()
-    for prefix in ("val.", "baseline.val."):
+    prefixes = [str(c)[:-len("colorfulness")] for c in out.columns if str(c).endswith("colorfulness")]
+    for prefix in prefixes:
         fake, real = f"{prefix}colorfulness", f"{prefix}colorfulness_real"
-        if fake in out.columns and real in out.columns:
+        if real in out.columns:
             diff = pd.to_numeric(out[fake], errors="coerce") - pd.to_numeric(out[real], errors="coerce")
             out[f"{prefix}colorfulness_gap"] = diff.abs()
     return out

@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats.bootstrap import bootstrap_ci
-from analysis.stats.metrics import FACTOR_PREFIX, MetricSpec, _check_include, _metric, add_derived_columns
+from analysis.stats.metrics import FACTOR_PREFIX, _check_include, _metric, add_derived_columns
 
 _RANK_COLUMNS = ["config", "mean", "std", "n", "ci_low", "ci_high", "seeds", "rank", "distinguishable_from_next"]
 
 
-def _analysed(trials: pd.DataFrame, spec: MetricSpec, include: tuple[str, ...]) -> pd.DataFrame:
-    """Trials whose outcome is in ``include`` and whose metric value is present, with the value in ``_value``."""
-    if spec.key not in trials.columns:
+def _analysed(trials: pd.DataFrame, key: str, include: tuple[str, ...]) -> pd.DataFrame:
+    """Trials whose outcome is in ``include`` and whose ``key`` value is present, with the value in ``_value``."""
+    if key not in trials.columns:
         trials = add_derived_columns(trials)
-    if spec.key not in trials.columns:
+    if key not in trials.columns:
         return trials.iloc[0:0].assign(_value=pd.Series(dtype=float))
-    values = pd.to_numeric(trials[spec.key], errors="coerce")
+    values = pd.to_numeric(trials[key], errors="coerce")
     keep = trials["outcome"].isin(include) & values.notna()
     return trials.loc[keep].assign(_value=values[keep].astype(float))
 
@@ -34,8 +34,11 @@ def _cis_overlap(lo1: float, hi1: float, lo2: float, hi2: float) -> bool:
 
 
 def rank_configurations(trials: pd.DataFrame, metric: str, *, include: Iterable[str] = ("completed",),
-                        n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+                        n_boot: int = 10_000, seed: int = 0, split: str = "val") -> pd.DataFrame:
     """Rank configurations by their mean ``metric`` over seeds, with a bootstrap CI of each mean.
+
+    ``split`` is the key prefix the values come from: ``"val"`` (``val.fid``, the selection split) or ``"test"``
+    (``test.fid``, held out).
 
     Only trials whose ``outcome`` is in ``include`` and whose metric value is present count. One row per config:
     ``config, mean, std (ddof=1; NaN for n=1), n, ci_low, ci_high, seeds ("0,1": sorted, repeats kept, so a
@@ -49,7 +52,7 @@ def rank_configurations(trials: pd.DataFrame, metric: str, *, include: Iterable[
     this sweep) gives an empty frame. Unknown ``metric`` or outcome names raise ValueError.
     """
     spec, include = _metric(metric), _check_include(include)
-    data = _analysed(trials, spec, include)
+    data = _analysed(trials, spec.key_on(split), include)
     factor_cols = [c for c in trials.columns if c.startswith(FACTOR_PREFIX)]
     rows = []
     for config, group in data.groupby("config", sort=True):
@@ -75,7 +78,7 @@ def rank_configurations(trials: pd.DataFrame, metric: str, *, include: Iterable[
             distinct.append(not _cis_overlap(lows[i], highs[i], lows[i + 1], highs[i + 1]))
     out["distinguishable_from_next"] = pd.Series(distinct, index=out.index, dtype=object)
     out = out[_RANK_COLUMNS + factor_cols]
-    out.attrs.update(metric=metric, key=spec.key, mode=spec.mode)
+    out.attrs.update(metric=metric, key=spec.key_on(split), mode=spec.mode, split=split)
     return out
 
 
