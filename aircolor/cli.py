@@ -160,8 +160,9 @@ _BASELINES = (("baseline", "gray copy"), ("prior_tint", "const tint"), ("prior_l
 def _print_scores(result: Any) -> None:
     """The last validation scores and the test scores (delivered image) beside the gray copy and both priors."""
     flag = bool(result.metrics_info.get("nonstandard_weights"))
-    scores = {**{k: v for k, v in result.metrics.items() if not k.startswith("raw.")},
-              **{k: v for k, v in result.test.items() if k.startswith("test.")}}
+    shown = lambda k: not k.startswith("raw.") and not k.endswith((".n_fake", ".n_real"))  # noqa: E731
+    scores = {**{k: v for k, v in result.metrics.items() if shown(k)},
+              **{k: v for k, v in result.test.items() if k.startswith("test.") and shown(k)}}
     if scores:
         print(f"  {'metric':28s} {'model':>10s}" + "".join(f" {label:>12s}" for _, label in _BASELINES))
     for key in sorted(scores, key=lambda k: (not k.startswith("test."), k)):

@@ -37,6 +37,8 @@ def export_half(generator: Path, dst: Path) -> int:
 
 
 def card(meta: dict[str, Any], table: str, size_bytes: int, recipe_text: str) -> str:
+    table = "\n".join(line for line in table.splitlines() if not line.startswith("# "))  # the card has its own title
+    minutes = min(meta.get("seed_minutes", [meta["train_minutes"]]))
     return f"""# aircolor's default model
 
 `aircolor colorize INPUT... --out DIR` with no `--model` uses this generator (offline; it ships inside the
@@ -46,7 +48,7 @@ lightness at full resolution.
 - **File:** `generator.pt`, {size_bytes / 1e6:.1f} MB (float16 weights), loadable with
   `torch.load(..., weights_only=True)`; `aircolor.models.exported.load_generator` returns the model and its config.
 - **Trained by:** `python -m benchmarks.quality --ship aircolor/default_model` (seed 0 of the run below), recipe
-  `{meta['recipe']}` ({meta['recipe_summary']}), {meta['train_minutes']:.0f} min on {meta['device']}.
+  `{meta['recipe']}` ({meta['recipe_summary']}), {minutes:.1f} min on {meta['device']}.
 - **Training data:** {meta['n_train']} real 256 px colour orthophoto tiles ({meta['train_regions']}), shown at
   the recipe's tile size, split by source image / area so that no tile's neighbours are in the test set.
 - **Tile size and scale:** the model sees tiles of the recipe's size; the training tiles are 1 m/px

@@ -129,9 +129,11 @@ def _fmt_ci(row: dict[str, Any], key: str, digits: int = 2) -> str:
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [f"# Colour quality on held-out real tiles (`python -m benchmarks.quality`)", "",
              f"Recipe `{meta['recipe']}` ({meta['recipe_summary']}), trained {meta['seeds']} seed(s) on "
-             f"{meta['n_train']} tiles ({meta['train_regions']}); mean training time {meta['train_minutes']:.1f} "
-             f"min per seed on {meta['device']}. Test: {meta['n_test']} tiles; held out whole (never seen in training "
-             f"or validation): {meta['held_out_regions']}. Scores are of the delivered image (input L* + chroma, "
+             f"{meta['n_train']} tiles ({meta['train_regions']}); training time per seed "
+             f"{', '.join(f'{m:.1f}' for m in meta.get('seed_minutes', [meta['train_minutes']]))} min on "
+             f"{meta['device']} (a seed that shared the cores with other work takes longer). Test: {meta['n_test']} "
+             f"tiles; held out whole (never seen in training or validation): {', '.join(meta['held_out_regions'])}. "
+             "Scores are of the delivered image (input L* + chroma, "
              "gamut-fitted: what `aircolor colorize` writes), mean over tiles [95% bootstrap CI over tiles; the "
              "recipe's per-tile value is its mean over seeds, ± the std of the region mean over seeds]. Priors are "
              "fitted on the training split. Lower Delta E 2000 is better; colourfulness gap = |colourfulness - the "
@@ -146,10 +148,18 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             g, (lo, hi) = r["gain"], r["gain_ci"]
             verdict = (f"{g:+.1%} [{lo:+.1%}, {hi:+.1%}] vs {ARM_LABELS[r['strongest_prior']]}: "
                        + ("**target met**" if r["target_met"] else "target (>= 5%, CIs apart) not met"))
+            gray = next(x for x in rows if x["region"] == r["region"] and x["arm"] == "gray")["delta_e2000"]
+            prior = next(x for x in rows if x["region"] == r["region"] and x["arm"] == r["strongest_prior"])
+            if gray < prior["delta_e2000"]:
+                verdict += (f"; the gray copy ({gray:.2f}) is stronger than both priors here, and the recipe "
+                            + ("beats it (CIs apart)" if r["beats_gray"] else "is below it, CIs overlapping"
+                               if r["delta_e2000"] < gray else "does **not** beat it"))
         lines.append(f"| {r['region']}{held} | {ARM_LABELS[r['arm']]} | {r['n_tiles']} | {_fmt_ci(r, 'delta_e2000')}"
                      f"{seed} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['colorfulness']:.1f} | "
                      f"{r['colorfulness_gap']:.1f} | {verdict} |")
     met = [r for r in rows if r["arm"] == "recipe" and r["region"] in meta["held_out_regions"]]
+    if meta.get("skipped"):
+        lines += ["", "Folds skipped: " + "; ".join(meta["skipped"])]
     lines += ["", "Target on every region held out whole: " + (
         "**met**" if met and all(r["target_met"] for r in met) else
         "**not met** (" + "; ".join(f"{r['region']}: {r['gain']:+.1%}" for r in met) + ")"), ""]
@@ -182,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=REPO / "runs" / "quality", help="data and runs go here")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="where the results go")
     p.add_argument("--quick", action="store_true", help="a short recipe (2 + 2 epochs) to try the pipeline")
+    p.add_argument("--protocol", choices=("holdout", "loro"), default="holdout",
+                   help="holdout: the --holdout regions test-only (default); loro: leave one region out, each in turn "
+                        "(five trainings per seed; writes quality_loro.*)")
     p.add_argument("--ship", type=Path, help="copy seed 0's generator here as the package's default model")
     args = p.parse_args(argv)
     if not args.data.is_dir():
@@ -190,30 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     seeds = [int(s) for s in args.seeds.split(",")]
     extra = args.overrides + (["train.n_epochs=2", "train.n_epochs_decay=2"] if args.quick else [])
-    probe = recipe_config(args.recipe, args.work, args.work, 0, extra)
-    root = prepare_data(args.data, args.work, size=probe.data.size, holdout=args.holdout, split_seed=0)
-    generators, minutes = [], []
-    for seed in seeds:
-        generator, seconds = train(recipe_config(args.recipe, root, args.work / f"runs-seed{seed}", seed, extra))
-        generators.append(generator)
-        minutes.append(seconds / 60)
-        print(f"quality: seed {seed} trained in {seconds / 60:.1f} min", flush=True)
-    arms, samples = score_arms(root, generators)
-    names = samples["test"].names
-    rows = summarize(arms, names)
-    train_names = [p.stem for p in (root / "aligned" / "train").glob("*.png")]
-    from benchmarks.env import environment
-
-    env = environment(torch.device("cpu"))
-    meta = {"recipe": str(args.recipe.relative_to(REPO)) if args.recipe.is_relative_to(REPO) else str(args.recipe),
-            "recipe_summary": ", ".join(extra) or "as committed", "seeds": len(seeds),
-            "n_train": len(train_names), "train_regions": ", ".join(sorted({region_of(n) for n in train_names})),
-            "n_test": len(names), "held_out_regions": sorted({region_of(n) for n in names} -
-                                                               {region_of(n) for n in train_names}),
-            "train_minutes": float(np.mean(minutes)), "device": f"{env['cpu']} x{torch.get_num_threads()} threads"}
-    args.out.mkdir(parents=True, exist_ok=True)
-    _write(args.out / "quality.jsonl", "".join(json.dumps({**r, "meta": meta, "env": env}) + "\n" for r in rows))
-    _write(args.out / "quality.md", markdown(rows, meta))
+    if args.protocol == "loro":
+        return leave_one_region_out(args, seeds, extra)
+    rows, meta, samples, generators = run_fold(args, args.holdout, args.work, seeds, extra)
+    _write_results(args.out, "quality", rows, meta)
     sample_grid(samples, args.out / "quality_samples.png")
     if args.ship:
         from benchmarks.model_card import card, export_half
@@ -223,6 +216,67 @@ def main(argv: list[str] | None = None) -> int:
         _write(args.ship / "MODEL_CARD.md", card(meta, markdown(rows, meta), size, recipe_text))
     print(markdown(rows, meta))
     return 0
+
+
+def run_fold(args: argparse.Namespace, holdout: str, work: Path, seeds: list[int],
+             extra: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any], list[Path]]:
+    """Prepare with ``holdout`` held out whole, train every seed, score: (rows, meta, samples, generators)."""
+    from benchmarks.env import environment
+
+    probe = recipe_config(args.recipe, work, work, 0, extra)
+    root = prepare_data(args.data, work, size=probe.data.size, holdout=holdout, split_seed=0)
+    generators, minutes = [], []
+    for seed in seeds:
+        generator, seconds = train(recipe_config(args.recipe, root, work / f"runs-seed{seed}", seed, extra))
+        generators.append(generator)
+        minutes.append(seconds / 60)
+        print(f"quality: seed {seed} trained in {seconds / 60:.1f} min", flush=True)
+    arms, samples = score_arms(root, generators)
+    names = samples["test"].names
+    train_names = [p.stem for p in (root / "aligned" / "train").glob("*.png")]
+    env = environment(torch.device("cpu"))
+    meta = {"recipe": str(args.recipe.relative_to(REPO)) if args.recipe.is_relative_to(REPO) else str(args.recipe),
+            "recipe_summary": ", ".join(extra) or "as committed", "seeds": len(seeds),
+            "n_train": len(train_names), "train_regions": ", ".join(sorted({region_of(n) for n in train_names})),
+            "n_test": len(names), "held_out_regions": sorted({region_of(n) for n in names} -
+                                                               {region_of(n) for n in train_names}),
+            "train_minutes": float(np.mean(minutes)), "seed_minutes": minutes,
+            "device": f"{env['cpu']} x{torch.get_num_threads()} threads",
+            "env": env}
+    return summarize(arms, names), meta, samples, generators
+
+
+def leave_one_region_out(args: argparse.Namespace, seeds: list[int], extra: list[str]) -> int:
+    """Every region held out once (trained on the other four); the held-out region's rows of each fold."""
+    from aircolor.errors import UsageError
+
+    rows, metas, skipped = [], [], []
+    for folder, label in REGIONS.items():
+        try:
+            fold_rows, meta, _, _ = run_fold(args, f"^{folder}/", args.work / f"loro-{folder}", seeds, extra)
+        except UsageError as exc:  # e.g. the other regions' groups cannot fill a validation split
+            print(f"quality: fold {label} skipped: {exc}", file=sys.stderr)
+            skipped.append(f"{label} ({exc})")
+            continue
+        rows += [r for r in fold_rows if r["region"] == label]
+        metas.append(meta)
+    if not metas:
+        print("quality: every leave-one-region-out fold was skipped", file=sys.stderr)
+        return 1
+    meta = {**metas[0], "held_out_regions": [r["region"] for r in rows], "n_train": "4 regions",
+            "skipped": skipped,
+            "train_regions": "the other four regions, in turn", "n_test": sum(r["n_tiles"] for r in rows) // 4,
+            "train_minutes": float(np.mean([m["train_minutes"] for m in metas]))}
+    _write_results(args.out, "quality_loro", rows, meta)
+    print(markdown(rows, meta))
+    return 0
+
+
+def _write_results(out: Path, stem: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    env = meta.pop("env", None)
+    _write(out / f"{stem}.jsonl", "".join(json.dumps({**r, "meta": meta, "env": env}) + "\n" for r in rows))
+    _write(out / f"{stem}.md", markdown(rows, meta))
 
 
 def _write(path: Path, text: str) -> None:

@@ -181,10 +181,14 @@ def test_train_cli_end_to_end(tmp_path, prepared_sample, mlflow_uri, capsys):
 
     code = main(["train", "aircolor/configs/demo_cpu.yaml", f"data.root={prepared_sample}", "data.size=32",
                  f"train.output_dir={tmp_path}", "train.n_epochs=1", "train.n_epochs_decay=0", "data.max_images=4",
-                 "metrics.max_images=4", "metrics.kid_subset_size=2", "--tracking-uri", mlflow_uri])
+                 "train.batch_size=2", "metrics.max_images=4", "metrics.kid_subset_size=2", "metrics.fid=true",
+                 "--tracking-uri", mlflow_uri])
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.startswith("FINISHED: 1 epochs") and "val.fid" in out and "MLflow run" in out
+    # the scores stand beside all three baselines, test first, with a verdict on Delta E
+    assert "gray copy" in out and "const tint" in out and "by lightness" in out and "test.delta_e2000" in out
+    assert "Delta E 2000 on test (lower is better): model" in out
 
 
 def test_train_cli_bad_input_is_one_line(tmp_path, capsys):

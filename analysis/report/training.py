@@ -10,13 +10,24 @@ from analysis.report.common import INCEPTION_METRICS, Context, factor_columns, f
 from analysis.runs import Study
 
 
+def _no_adversary(value: object) -> bool:
+    """True for a run logged with ``model.lambda_GAN`` 0 (params are strings; older runs have none)."""
+    try:
+        return float(value) == 0.0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
 def diagnostics_table(study: Study) -> pd.DataFrame:
     rows = []
     for r in study.trials.to_dict("records"):
         g_keys, d_keys = family_keys(r.get("family"))
         gan_mode = r.get("param.model.gan_mode")
         gan_mode = gan_mode if isinstance(gan_mode, str) and gan_mode in ("vanilla", "lsgan", "wgangp") else "vanilla"
-        out = stats.d_overpowering_g(study.history, r["run_id"], d_keys=d_keys, g_keys=g_keys, gan_mode=gan_mode)
+        if _no_adversary(r.get("param.model.lambda_GAN")):
+            out = {"flag": False, "began_epoch": None, "reason": "no adversarial term (model.lambda_GAN = 0)"}
+        else:
+            out = stats.d_overpowering_g(study.history, r["run_id"], d_keys=d_keys, g_keys=g_keys, gan_mode=gan_mode)
         rows.append({"run_id": r["run_id"], "trial": r["run_name"], "config": r["config"], "flag": out["flag"],
                      "began_epoch": out["began_epoch"], "reason": out["reason"]})
     return pd.DataFrame(rows)
