@@ -79,3 +79,27 @@ def test_colorize_without_model_uses_the_default(quality_run: Path, sample_data:
     err = capsys.readouterr().err
     assert "no default model" in err and "--model" in err and "Traceback" not in err
     assert np.asarray(out).std() > 0
+
+
+def test_the_package_ships_a_default_model_that_colorizes_offline(sample_data: Path, tmp_path: Path) -> None:
+    """`aircolor colorize photo --out DIR` as a user runs it on a fresh install: no --model, no network."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from aircolor.colorize.source import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL.is_file() and DEFAULT_MODEL.stat().st_size < 8e6  # a few MB in the wheel
+    assert (DEFAULT_MODEL.parent / "MODEL_CARD.md").is_file()
+    photo = sample_data / "historical" / "gsi_1936-1942_z17" / "OHG-Z17-X114852-Y51992.jpg"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}  # nothing to reach: it must not try
+    proc = subprocess.run([sys.executable, "-m", "aircolor", "colorize", str(photo), "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = np.asarray(Image.open(tmp_path / (photo.stem + ".jpg")).convert("RGB")).astype(float)
+    gray = np.asarray(Image.open(photo).convert("L")).astype(float)
+    assert out.shape[:2] == gray.shape
+    chroma = np.abs(out - out.mean(axis=-1, keepdims=True)).mean()
+    assert chroma > 1.0  # it colours: not a gray copy
