@@ -81,7 +81,7 @@ class Evaluator:
         manifest = self.root / "manifest.parquet"
         self.data_key = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] if manifest.is_file() else None
         self.priors = self._fit_priors()
-        self.train_real = self._train_colors(cfg.metrics.max_images)
+        self._train_real: torch.Tensor | None = None
         hist_dir = self.root / "historical"
         self.hist_gray = None
         if hist_dir.is_dir() and list_images(hist_dir):
@@ -91,9 +91,14 @@ class Evaluator:
         self.info: dict[str, Any] = {}   # weights sha256 and the non-standard flag of the last evaluation
 
     # ------------------------------------------------------------------ fixed sets
-    def _train_colors(self, limit: int | None) -> torch.Tensor:
-        common = dict(self.common, max_images=limit)
-        return _u8(_stack(AlignedDataset(self.root, "train", **common), "B"))
+    @property
+    def train_real(self) -> torch.Tensor:
+        """The training split's colour tiles (at most ``metrics.max_images``): the historical photos' real set,
+        read on first use (runs without historical photos or FID never read them)."""
+        if self._train_real is None:
+            ds = AlignedDataset(self.root, "train", **self.common)
+            self._train_real = _u8(_stack(ds, "B"))
+        return self._train_real
 
     def _fit_priors(self) -> ColorPriors:
         from aircolor.metrics.evaluation import _cache
@@ -203,7 +208,9 @@ class Evaluator:
         if not (m.fid or m.kid or m.isc) or self.data_key is None:
             return {}
         weights = resolve_weights(m.inception_weights)
-        sets = {"val": self.val_real, "train": self.train_real} if m.fid or m.kid else {}
+        sets = {"val": self.val_real} if m.fid or m.kid else {}
+        if (m.fid or m.kid) and self.hist_gray is not None:
+            sets["train"] = self.train_real
         sets["val-gray"] = _u8(self.val_gray)  # the gray-copy baseline's images (and CycleGAN's B->A real set)
         gray_u8 = _gray_u8(self.val_gray)
         sets.update({f"val-{name}": _float_u8(self.priors.deliver(name, gray_u8)) for name in PRIORS})
