@@ -160,18 +160,18 @@ _BASELINES = (("baseline", "gray copy"), ("prior_tint", "const tint"), ("prior_l
 def _print_scores(result: Any) -> None:
     """The last validation scores and the test scores (delivered image) beside the gray copy and both priors."""
     flag = bool(result.metrics_info.get("nonstandard_weights"))
-    shown = lambda k: not k.startswith("raw.") and not k.endswith((".n_fake", ".n_real"))  # noqa: E731
+    shown = lambda k: not k.startswith("raw.") and not k.endswith((".n_fake", ".n_real")) and ".fid_n" not in k  # noqa
     scores = {**{k: v for k, v in result.metrics.items() if shown(k)},
               **{k: v for k, v in result.test.items() if k.startswith("test.") and shown(k)}}
     if scores:
         print(f"  {'metric':28s} {'model':>10s}" + "".join(f" {label:>12s}" for _, label in _BASELINES))
     for key in sorted(scores, key=lambda k: (not k.startswith("test."), k)):
-        star = "*" if flag and key.split(".", 1)[-1] in _INCEPTION else " "
+        label = key + (" *" if flag and key.split(".", 1)[-1] in _INCEPTION else "")  # the whole row: baselines too
         split, _, name = key.partition(".")
         cells = [result.test.get(f"{p}.{split}.{name}", result.baseline.get(f"{p}.{split}.{name}"))
                  for p, _ in _BASELINES]
-        print(f"  {key:28s} {scores[key]:10.4f}{star}" + "".join(f" {c:12.4f}" if c is not None else " " * 13
-                                                                for c in cells))
+        print(f"  {label:28s} {scores[key]:10.4f} " + "".join(f" {c:12.4f}" if c is not None else " " * 13
+                                                             for c in cells))
     for split in ("test", "val"):
         de = scores.get(f"{split}.delta_e2000")
         if de is None:

@@ -189,6 +189,7 @@ def test_train_cli_end_to_end(tmp_path, prepared_sample, mlflow_uri, capsys):
     # the scores stand beside all three baselines, test first, with a verdict on Delta E
     assert "gray copy" in out and "const tint" in out and "by lightness" in out and "test.delta_e2000" in out
     assert "Delta E 2000 on test (lower is better): model" in out
+    assert "val.fid *" in out and "NON-STANDARD Inception weights" in out  # the row is marked, baselines included
 
 
 def test_train_cli_bad_input_is_one_line(tmp_path, capsys):
