@@ -9,7 +9,8 @@ CUT use instance norm and LSGAN, CUT trains 200 + 200 epochs and FastCUT 150 + 5
 loss (WGAN-GP: 5 critic steps per generator step and Adam betas (0, 0.9), as in its paper). Those fields
 default to ``None``, meaning "the family's default", and :func:`load_config` replaces every ``None`` by the
 concrete value, so the resolved config that is dumped and recorded with a run has no ``None`` left where a
-family default exists. Family defaults follow the papers' public reference implementations.
+family default exists. Family defaults follow the papers' public reference implementations
+(:mod:`aircolor.config_defaults`); the strict value checking is :mod:`aircolor.config_types`.
 
 Example::
 
@@ -21,16 +22,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import os
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal
 
 import yaml
 
+from aircolor.config_defaults import family_defaults, gan_mode_defaults
+from aircolor.config_types import _check_bounds, _coerce, _describe
 from aircolor.errors import ConfigError
 
 Family = Literal["pix2pix", "cyclegan", "cut", "bicyclegan"]
@@ -184,138 +185,6 @@ class RunConfig:
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "metrics": MetricsConfig,
             "tracking": TrackingConfig}
-
-
-# --------------------------------------------------------------------------------------------- family defaults
-# Values after each reference implementation's `modify_commandline_options` (see README, "Model defaults").
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "pix2pix": {"model.netG": "unet_256", "model.netD": "basic", "model.norm": "batch", "model.dropout": True,
-                "model.init_type": "normal", "model.gan_mode": "vanilla", "model.lambda_L1": 100.0,
-                "model.pool_size": 0, "data.layout": "aligned", "train.batch_size": 1},
-    "cyclegan": {"model.netG": "resnet_9blocks", "model.netD": "basic", "model.norm": "instance",
-                 "model.dropout": False, "model.init_type": "normal", "model.gan_mode": "lsgan",
-                 "model.lambda_L1": 0.0, "model.pool_size": 50, "data.layout": "unaligned", "train.batch_size": 1},
-    "cut": {"model.netG": "resnet_9blocks", "model.netD": "basic", "model.norm": "instance", "model.dropout": False,
-            "model.antialias": True,
-            "model.init_type": "xavier", "model.gan_mode": "lsgan", "model.lambda_L1": 0.0, "model.pool_size": 0,
-            "data.layout": "unaligned", "train.batch_size": 1},
-    "bicyclegan": {"model.netG": "unet_256", "model.netD": "multiscale", "model.norm": "instance",
-                   "model.dropout": False, "model.init_type": "xavier", "model.gan_mode": "lsgan",
-                   "model.lambda_L1": 10.0, "model.pool_size": 0, "data.layout": "aligned", "train.batch_size": 2},
-}
-CUT_PRESETS: dict[str, dict[str, Any]] = {
-    "cut": {"model.nce_idt": True, "model.lambda_NCE": 1.0, "model.flip_equivariance": False,
-            "train.n_epochs": 200, "train.n_epochs_decay": 200},
-    "fastcut": {"model.nce_idt": False, "model.lambda_NCE": 10.0, "model.flip_equivariance": True,
-                "train.n_epochs": 150, "train.n_epochs_decay": 50},
-}
-COMMON_DEFAULTS: dict[str, Any] = {"model.antialias": False, "train.n_epochs": 100, "train.n_epochs_decay": 100,
-                                   "model.nce_idt": False, "model.lambda_NCE": 0.0, "model.flip_equivariance": False}
-# Keys whose default depends on the GAN loss rather than the family: WGAN-GP's recipe (Gulrajani et al. 2017,
-# Algorithm 1: n_critic 5, Adam alpha 1e-4, beta1 0, beta2 0.9; we keep the study's lr 2e-4) vs the papers' Adam.
-GAN_MODE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "wgangp": {"train.n_critic": 5, "train.beta1": 0.0, "train.beta2": 0.9},
-}
-OTHER_GAN_DEFAULTS: dict[str, Any] = {"train.n_critic": 1, "train.beta1": 0.5, "train.beta2": 0.999}
-
-
-def family_defaults(family: str, cut_mode: str = "cut") -> dict[str, Any]:
-    """The dotted-key defaults that a ``None`` resolves to for ``family`` (and CUT preset)."""
-    out = dict(COMMON_DEFAULTS)
-    out.update(FAMILY_DEFAULTS[family])
-    if family == "cut":
-        out.update(CUT_PRESETS[cut_mode])
-    return out
-
-
-def gan_mode_defaults(gan_mode: str, lambda_gan: float = 1.0) -> dict[str, Any]:
-    """The dotted-key defaults that depend on the (resolved) GAN loss: n_critic and Adam's betas. Without an
-    adversarial term (``model.lambda_GAN`` 0) there is no critic, so the GAN loss changes nothing."""
-    return GAN_MODE_DEFAULTS.get(gan_mode, OTHER_GAN_DEFAULTS) if lambda_gan > 0 else OTHER_GAN_DEFAULTS
-
-
-# --------------------------------------------------------------------------------------------- type checking
-def _describe(hint: Any) -> str:
-    origin = get_origin(hint)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(hint))
-    if origin in (Union, types.UnionType):
-        parts = [_describe(a) for a in get_args(hint) if a is not type(None)]
-        return " or ".join(parts) + (" or null" if type(None) in get_args(hint) else "")
-    if origin is tuple:
-        return f"a list of {_describe(get_args(hint)[0])}"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
-
-
-def _coerce(value: Any, hint: Any) -> Any:
-    """Return ``value`` converted to ``hint``, or raise ``TypeError``/``ValueError`` if it does not fit."""
-    origin = get_origin(hint)
-    if origin in (Union, types.UnionType):
-        args = get_args(hint)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise TypeError
-        errors: list[Exception] = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg)
-            except (TypeError, ValueError) as exc:
-                errors.append(exc)
-        raise errors[-1] if errors else TypeError
-    if origin is Literal:
-        if isinstance(value, bool):  # YAML 1.1 reads on/off (and yes/no) as booleans
-            word = "on" if value else "off"
-            if word in get_args(hint):
-                return word
-            raise ValueError
-        if value in get_args(hint):
-            return value
-        raise ValueError
-    if origin is tuple:
-        if isinstance(value, (list, tuple)):
-            return tuple(_coerce(v, get_args(hint)[0]) for v in value)
-        raise TypeError
-    if value is None or isinstance(value, (dict, list)):
-        raise TypeError
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise TypeError
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise TypeError
-        return value
-    if hint is float:
-        if isinstance(value, bool):
-            raise TypeError
-        if isinstance(value, (int, float)):
-            out = float(value)
-        elif isinstance(value, str):  # PyYAML reads "1e-4" (no dot) as a string
-            out = float(value)
-        else:
-            raise TypeError
-        if not math.isfinite(out):
-            raise ValueError
-        return out
-    if hint is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise TypeError
-    raise TypeError(f"unsupported config type {hint}")
-
-
-def _check_bounds(key: str, value: Any, meta: typing.Mapping[str, Any], where: str) -> None:
-    if value is None or isinstance(value, (bool, str, tuple)):
-        return
-    for name, op, text in (("ge", float.__ge__, ">="), ("le", float.__le__, "<="), ("gt", float.__gt__, ">")):
-        bound = meta.get(name)
-        if bound is not None and not op(float(value), float(bound)):
-            raise ConfigError(f"{where}: {key} must be {text} {bound:g}, got {value!r}; change it and retry")
 
 
 def _build_section(name: str, cls: type, raw: Any, origins: dict[str, str]) -> Any:
