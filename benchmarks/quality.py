@@ -127,7 +127,7 @@ def _fmt_ci(row: dict[str, Any], key: str, digits: int = 2) -> str:
 
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [f"# Colour quality on held-out real tiles (`python -m benchmarks.quality`)", "",
+    lines = ["# Colour quality on held-out real tiles (`python -m benchmarks.quality`)", "",
              f"Recipe `{meta['recipe']}` ({meta['recipe_summary']}), trained {meta['seeds']} seed(s) on "
              f"{meta['n_train']} tiles ({meta['train_regions']}); training time per seed "
              f"{', '.join(f'{m:.1f}' for m in meta.get('seed_minutes', [meta['train_minutes']]))} min on "

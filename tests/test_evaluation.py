@@ -12,7 +12,7 @@ import torch
 from skimage.color import lab2rgb, rgb2lab
 
 from aircolor.config import load_config
-from aircolor.metrics.priors import fit_priors, fit_priors_cached, input_lightness
+from aircolor.metrics.priors import fit_priors, fit_priors_cached
 from aircolor.models import build_model
 
 SIZE = 32
