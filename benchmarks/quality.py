@@ -79,18 +79,14 @@ def train(cfg: Any) -> tuple[Path, float]:
 def score_arms(root: Path, generators: list[Path]) -> tuple[dict[str, list[dict[str, np.ndarray]]], Any]:
     """Per-tile scores of every arm on the test split ({arm: [per-tile dict per seed]}) and a sample set."""
     from aircolor.models.exported import load_generator
-    from aircolor.training.evaluation import EvalSet, Evaluator, _float_u8, _gray_u8
-    from aircolor.training.plots import to_u8
+    from aircolor.training.evaluation import EvalSet, Evaluator
 
     _, cfg = load_generator(generators[0])
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(root)),
                               metrics=dataclasses.replace(cfg.metrics, max_images=None))
     ev = Evaluator(cfg, torch.device("cpu"), root / "eval")
     test = EvalSet.load(root, "test", ev.common)
-    gray_u8 = _gray_u8(test.gray)
-    arms = {"gray": [per_tile(to_u8(test.gray), test.real)]}
-    arms.update({name: [per_tile(_float_u8(ev.priors.deliver(name, gray_u8)), test.real)]
-                 for name in ("tint", "lightness")})
+    arms = {name: [per_tile(images, test.real)] for name, images in ev.baseline_images(test.gray).items()}
     arms["recipe"], first = [], None
     for path in generators:
         model, _ = load_generator(path)

@@ -87,7 +87,6 @@ class Evaluator:
         if hist_dir.is_dir() and list_images(hist_dir):
             self.hist_gray = _stack(SingleDataset(hist_dir, **self.common), "A")
         self.tagged = False
-        self.info_last: dict[str, Any] = {}
         self.info: dict[str, Any] = {}   # weights sha256 and the non-standard flag of the last evaluation
 
     # ------------------------------------------------------------------ fixed sets
@@ -165,9 +164,10 @@ class Evaluator:
         gen = torch.Generator().manual_seed(1234)
         return [torch.randn(n, nz, generator=gen) for _ in range(self.cfg.metrics.samples)]
 
-    def score(self, model: Any, data: EvalSet, prefix: str) -> tuple[dict[str, float], torch.Tensor]:
-        """``<prefix>.*`` (delivered) and ``raw.<prefix>.*`` metrics of ``model`` on ``data``; the delivered images of
-        the first sample too. With several z samples the paired metrics and colourfulness are their means."""
+    def score(self, model: Any, data: EvalSet,
+              prefix: str) -> tuple[dict[str, float], torch.Tensor, dict[str, Any]]:
+        """``<prefix>.*`` (delivered) and ``raw.<prefix>.*`` metrics of ``model`` on ``data``, the delivered images of
+        the first sample, and the metrics' provenance (weights). With several z samples the paired metrics and colourfulness are their means."""
         runs = []
         for k, z in enumerate(self._samples(model, len(data.gray))):
             delivered, raw = self.outputs(model, data.gray, z)
@@ -179,20 +179,22 @@ class Evaluator:
         out.update({f"raw.{prefix}.{k}": v for k, v in _mean_over(r[2] for r in runs).items()})
         if len(runs) > 1:
             out[f"{prefix}.diversity"] = diversity([r[0] for r in runs])
-        self.info_last = info
-        return out, first
+        return out, first, info
 
-    def _baselines(self, data: EvalSet) -> dict[str, float]:
-        """The gray copy and both priors scored on ``data`` (Inception features cached per fixed set)."""
-        gray_u8 = _gray_u8(data.gray)
-        images = {"gray": _u8(data.gray)}
-        images.update({name: _float_u8(self.priors.deliver(name, gray_u8)) for name in PRIORS})
+    def baseline_images(self, gray: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The delivered uint8 RGB images of every baseline (``gray``, ``tint``, ``lightness``) for gray inputs in
+        [-1, 1] (N, 1, H, W)."""
+        gray_u8 = _gray_u8(gray)
+        return {"gray": _u8(gray), **{name: _float_u8(self.priors.deliver(name, gray_u8)) for name in PRIORS}}
+
+    def _baselines(self, data: EvalSet) -> tuple[dict[str, float], dict[str, Any]]:
+        """The gray copy and both priors scored on ``data`` (Inception features cached per fixed set), and how."""
         out: dict[str, float] = {}
-        for name, fake in images.items():
+        info: dict[str, Any] = {}
+        for name, fake in self.baseline_images(data.gray).items():
             metrics, info = self._metrics(fake, data.real, data.split, fake_split=f"{data.split}-{name}")
             out.update({f"{BASELINES[name]}.{data.split}.{k}": v for k, v in metrics.items()})
-        self.info_last = info
-        return out
+        return out, info
 
     # ------------------------------------------------------------------ public
     def warm_real_statistics(self) -> dict[str, bool]:
@@ -211,9 +213,8 @@ class Evaluator:
         sets = {"val": self.val_real} if m.fid or m.kid else {}
         if (m.fid or m.kid) and self.hist_gray is not None:
             sets["train"] = self.train_real
-        sets["val-gray"] = _u8(self.val_gray)  # the gray-copy baseline's images (and CycleGAN's B->A real set)
-        gray_u8 = _gray_u8(self.val_gray)
-        sets.update({f"val-{name}": _float_u8(self.priors.deliver(name, gray_u8)) for name in PRIORS})
+        # the baselines' images (the gray copies are also CycleGAN's B->A real set)
+        sets.update({f"val-{name}": images for name, images in self.baseline_images(self.val_gray).items()})
         out = {}
         for split, real in sets.items():
             _, out[split] = real_features(_images(real, m.max_images), weights=weights, real_key=self._key(split),
@@ -224,8 +225,8 @@ class Evaluator:
         """The baselines on the validation images, logged once at step 0: ``baseline.val.*`` (gray copy),
         ``prior_tint.val.*`` and ``prior_lightness.val.*``. After :meth:`warm_real_statistics` no trial of a sweep
         runs Inception for them."""
-        out = self._baselines(self.val)
-        self._tag(tracker, self.info_last)
+        out, info = self._baselines(self.val)
+        self._tag(tracker, info)
         tracker.log_metrics(out, step=0)
         tracker.log_dict(self.priors_record(), "priors.json")
         return out
@@ -235,8 +236,8 @@ class Evaluator:
                 "pixels_per_bin": list(self.priors.counts), "train_images": self.priors.n_images}
 
     def evaluate(self, model: Any, epoch: int, tracker: Any) -> dict[str, float]:
-        out, fake_u8 = self.score(model, self.val, "val")
-        self._tag(tracker, self.info_last)
+        out, fake_u8, info = self.score(model, self.val, "val")
+        self._tag(tracker, info)
         if hasattr(model, "decolorize") and self.cfg.metrics.fid:
             with seeded(self.device):
                 gray_fake = model.decolorize(self.val_real.float().div(127.5).sub(1).to(self.device))
@@ -263,8 +264,8 @@ class Evaluator:
         data = self._test_set() if self.cfg.metrics.test_at_end else None
         if data is None:
             return {}
-        out, fake_u8 = self.score(model, data, "test")
-        out.update(self._baselines(data))
+        out, fake_u8, _ = self.score(model, data, "test")
+        out.update(self._baselines(data)[0])
         tracker.log_metrics(out, step=epoch)
         grid = self._grid(data, fake_u8, epoch, "test")
         if grid is not None:
