@@ -40,6 +40,16 @@ def _split_arg(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds, e.g. 60")
+    return value
+
+
 # --------------------------------------------------------------------------------------------- data prepare
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from aircolor.data.prepare import PrepareOptions, prepare
@@ -255,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
                      """))
     parser.add_argument("--version", action="version", version=f"aircolor {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--tracking-timeout", type=_positive_seconds, metavar="SECONDS",
+                        help="how long a command that reads a tracking store waits for it to answer "
+                             "(default $AIRCOLOR_TRACKING_TIMEOUT, else 15)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
     _add_data(sub)
     _add_config(sub)
@@ -295,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _fix_config_overrides(args)
+    if args.tracking_timeout is not None:
+        from aircolor.tracking.reach import TIMEOUT_ENV
+
+        os.environ[TIMEOUT_ENV] = f"{args.tracking_timeout:g}"
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
