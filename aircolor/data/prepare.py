@@ -11,7 +11,8 @@ Output layout (``OUT_DIR``)::
 Guarantees: every input is decoded fully and converted or rejected with its reason; the split is reproducible
 (same seed, same files: same split) and ``--group-by`` keeps a group's tiles on one side; OUT_DIR is built in a
 staging folder next to it and renamed into place, so it is never half-written; a rerun with the same inputs and
-options changes nothing; an existing OUT_DIR from other inputs is only replaced with ``force=True``.
+options changes nothing; a dataset prepared from other inputs is only replaced with ``force=True``, and
+nothing else ever is (a file, or a folder with anything in it that this module did not write, is refused).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import hashlib
 import io
 import json
 import os
-import random
 import re
 import shutil
 import sys
@@ -34,10 +34,12 @@ from typing import Any, Iterable
 from PIL import Image
 
 from aircolor.data.images import IMAGE_SUFFIXES, sha256_file, vet_color, vet_historical
+from aircolor.data.prepare_out import (check_out_dir, clean_stale_staging, is_up_to_date, make_parents, remove_empty,
+                                       swap_into_place)
+from aircolor.data.prepare_split import SPLITS, assign_splits, group_key, split_tiles  # noqa: F401 (re-exported)
 from aircolor.errors import UsageError
 
 FORMAT_VERSION = 1
-SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("path", "split", "role", "layout", "width", "height", "bytes", "sha256", "source",
                     "source_sha256", "group", "status", "reason")
 
@@ -127,7 +129,8 @@ def scan(root: Path, what: str) -> tuple[list[Path], int]:
             if name.startswith("."):
                 continue
             path = Path(dirpath) / name
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            special = path.exists() and not path.is_file()  # a FIFO or device: reading it could block forever
+            if path.suffix.lower() in IMAGE_SUFFIXES and not special:
                 images.append(path)
             else:
                 ignored += 1
@@ -225,58 +228,7 @@ def _run_tasks(fn: Any, tasks: list[tuple], workers: int, desc: str) -> list[dic
         return list(tqdm(pool.map(fn, tasks, chunksize=8), **bar))
 
 
-# --------------------------------------------------------------------------------------------- split
-def group_key(rel: str, pattern: re.Pattern[str] | None) -> tuple[str, bool]:
-    """The group a tile belongs to: the regex's matched groups joined by "|" (or the whole match).
-
-    ``(rel, False)`` when the pattern does not match: the tile is then a group of its own.
-    """
-    if pattern is None:
-        return rel, True
-    match = pattern.search(rel)
-    if match is None:
-        return rel, False
-    parts = [g for g in match.groups() if g is not None]
-    return ("|".join(parts) if parts else match.group(0)), True
-
-
-def assign_splits(groups: dict[str, list[str]], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
-    """Map every item to a split; whole groups go to one split, each to the one furthest below its target."""
-    keys = sorted(groups)
-    random.Random(seed).shuffle(keys)
-    total = sum(len(v) for v in groups.values())
-    targets = [f * total for f in fractions]
-    counts = [0, 0, 0]
-    out: dict[str, str] = {}
-    for key in keys:
-        deficits = [(targets[i] - counts[i]) if fractions[i] > 0 else float("-inf") for i in range(3)]
-        i = max(range(3), key=lambda j: (deficits[j], -j))
-        counts[i] += len(groups[key])
-        for item in groups[key]:
-            out[item] = SPLITS[i]
-    return out
-
-
 # --------------------------------------------------------------------------------------------- outputs
-def _is_up_to_date(out_dir: Path, fp: str) -> bool:
-    """True if OUT_DIR was built from the same fingerprint and every file it lists is still there, intact."""
-    try:
-        summary = json.loads((out_dir / "summary.json").read_text())
-        if summary.get("fingerprint") != fp:
-            return False
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(out_dir / "manifest.parquet", columns=["path", "bytes", "status"]).to_pylist()
-    except (OSError, ValueError, KeyError):
-        return False
-    for row in table:
-        if row["status"] == "ok":
-            path = out_dir / row["path"]
-            if not path.is_file() or path.stat().st_size != row["bytes"]:
-                return False
-    return True
-
-
 def _write_manifest(path: Path, records: Iterable[Record]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -285,38 +237,6 @@ def _write_manifest(path: Path, records: Iterable[Record]) -> None:
     table = pa.Table.from_pylist(rows, schema=pa.schema([
         (c, pa.int64() if c in ("width", "height", "bytes") else pa.string()) for c in MANIFEST_COLUMNS]))
     pq.write_table(table, path)
-
-
-def _clean_stale_staging(out_dir: Path) -> None:
-    """Tidy up after an earlier run that was killed.
-
-    Staging folders whose process is gone are removed. A ``.OUT.old-*`` folder is the previous OUT_DIR, moved
-    aside just before the new one was renamed in: if the kill came between the two renames OUT_DIR is
-    missing, and the old one is put back; otherwise it is deleted.
-    """
-    for stale in out_dir.parent.glob(f".{out_dir.name}.staging-*"):
-        try:
-            pid = int(stale.name.rsplit("-", 2)[-2])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(stale, ignore_errors=True)
-        except (ValueError, IndexError, PermissionError):
-            continue
-    for old in sorted(out_dir.parent.glob(f".{out_dir.name}.old-*")):
-        if not out_dir.exists():
-            os.rename(old, out_dir)
-        else:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _swap_into_place(staging: Path, out_dir: Path) -> None:
-    if out_dir.exists():
-        trash = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out_dir, trash)
-        os.rename(staging, out_dir)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.rename(staging, out_dir)
 
 
 def _color_records(results: list[dict[str, Any]], splits: dict[str, str], pool: Path, stage: Path,
@@ -340,7 +260,9 @@ def prepare(color_dir: Path, out_dir: Path, *, historical_dir: Path | None = Non
             options: PrepareOptions = PrepareOptions(), force: bool = False, workers: int = 1) -> PrepareResult:
     """Build the datasets in ``out_dir`` (see the module docstring). Returns what was done."""
     options.validate()
-    color_dir, out_dir = Path(color_dir).resolve(), Path(out_dir).resolve()
+    color_dir = Path(color_dir).resolve()
+    out_dir = Path(os.path.abspath(out_dir))
+    out_dir = out_dir.parent.resolve() / out_dir.name  # not the link itself, if OUT_DIR is one (refused below)
     if historical_dir is not None:
         historical_dir = Path(historical_dir).resolve()
     color_files, ignored = scan(color_dir, "color")
@@ -350,6 +272,7 @@ def prepare(color_dir: Path, out_dir: Path, *, historical_dir: Path | None = Non
     for src_dir in (color_dir, historical_dir):
         if src_dir is not None and (out_dir == src_dir or src_dir in out_dir.parents or out_dir in src_dir.parents):
             raise UsageError(f"OUT_DIR {out_dir} overlaps the source folder {src_dir}; choose a separate folder")
+    check_out_dir(out_dir)
 
     def rel(p: Path, root: Path) -> str:
         return p.relative_to(root).as_posix()
@@ -357,23 +280,24 @@ def prepare(color_dir: Path, out_dir: Path, *, historical_dir: Path | None = Non
     hashes = {rel(p, color_dir): _source_sha256(p) for p in color_files}
     hist_hashes = {rel(p, historical_dir): _source_sha256(p) for p in hist_files} if historical_dir else {}
     fp = fingerprint(options, {"color": sorted(hashes.items()), "historical": sorted(hist_hashes.items())})
-    _clean_stale_staging(out_dir)
-    if out_dir.exists():
-        if _is_up_to_date(out_dir, fp):
+    clean_stale_staging(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if is_up_to_date(out_dir, fp):
             return PrepareResult(out_dir, up_to_date=True)
         if not force:
-            raise UsageError(f"{out_dir} already exists and was not built from these inputs and options; "
+            raise UsageError(f"{out_dir} is a dataset that aircolor prepared from other inputs or options; "
                              "pass --force to replace it, or choose another OUT_DIR")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    made = make_parents(out_dir)
     stage = out_dir.parent / f".{out_dir.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    stage.mkdir()
     try:
+        stage.mkdir()
         result = _build(stage, color_dir, color_files, historical_dir, hist_files, hashes, hist_hashes,
                         options, workers, fp)
         result.ignored = ignored + hist_ignored
-        _swap_into_place(stage, out_dir)
+        swap_into_place(stage, out_dir)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
+        remove_empty(made)
         raise
     result.out_dir = out_dir
     return result
@@ -386,59 +310,22 @@ def _build(stage: Path, color_dir: Path, color_files: list[Path], historical_dir
     rels = [p.relative_to(color_dir).as_posix() for p in color_files]
     names = output_names(rels)
     tasks = [(str(p), r, names[r], str(pool), options.size) for p, r in zip(color_files, rels)]
-    results = _run_tasks(_process_color, tasks, workers, "color tiles")
-    rejected: list[tuple[str, str]] = []
-    records: list[Record] = []
-    seen: dict[str, str] = {}
-    ok = []
-    for res in results:
-        first = seen.setdefault(hashes[res["rel"]], res["rel"])
-        if "reason" not in res and first != res["rel"]:
-            for role in ("A", "B", "AB"):
-                (pool / f"{res['name']}.{role}.png").unlink()
-            res = {"rel": res["rel"], "reason": f"duplicate of {first} (same bytes)"}
-        if "reason" in res:
-            rejected.append((res["rel"], res["reason"]))
-            records.append(Record("", "", "B", "", 0, 0, 0, "", res["rel"], hashes[res["rel"]], "",
-                                  "rejected", res["reason"]))
-        else:
-            ok.append(res)
+    ok, rejected, records = _vet_color_results(_run_tasks(_process_color, tasks, workers, "color tiles"), hashes,
+                                               pool)
     if not ok:
         lines = "; ".join(f"{r}: {why}" for r, why in rejected[:5])
         raise UsageError(f"no usable color tiles under {color_dir} ({len(rejected)} rejected: {lines}); "
                          "fix or replace the files and retry")
-    pattern = re.compile(options.group_by) if options.group_by else None
-    groups: dict[str, list[str]] = {}
-    groups_of: dict[str, str] = {}
-    ungrouped = 0
-    for res in ok:
-        key, matched = group_key(res["rel"], pattern)
-        ungrouped += not matched
-        groups.setdefault(key, []).append(res["rel"])
-        groups_of[res["rel"]] = key
-    held = re.compile(options.holdout) if options.holdout else None
-    held_out = {k: v for k, v in groups.items() if held is not None and any(held.search(r) for r in v)}
-    if held is not None and len(held_out) == len(groups):
-        raise UsageError(f"--holdout {options.holdout!r} matches every tile: nothing is left to train on")
-    splits = assign_splits({k: v for k, v in groups.items() if k not in held_out}, options.split, options.seed)
-    splits.update({rel: "test" for members in held_out.values() for rel in members})
+    splits, groups_of, ungrouped = split_tiles([res["rel"] for res in ok], options.group_by, options.holdout,
+                                               options.split, options.seed)
     records += _color_records(ok, splits, pool, stage, hashes, groups_of)
     pool.rmdir()
     historical = 0
     if historical_dir is not None:
-        hrels = [p.relative_to(historical_dir).as_posix() for p in hist_files]
-        hnames = output_names(hrels)
-        htasks = [(str(p), r, hnames[r], str(stage), options.historical_min_size) for p, r in zip(hist_files, hrels)]
-        for res in _run_tasks(_process_historical, htasks, workers, "historical"):
-            if "reason" in res:
-                rejected.append((f"historical: {res['rel']}", res["reason"]))
-                records.append(Record("", "", "historical", "", 0, 0, 0, "", res["rel"], hist_hashes[res["rel"]],
-                                      "", "rejected", res["reason"]))
-                continue
-            historical += 1
-            w, h, nbytes, digest = res["files"]["historical"]
-            records.append(Record(f"historical/{res['name']}.png", "test", "historical", "historical", w, h,
-                                  nbytes, digest, res["rel"], hist_hashes[res["rel"]], "", "ok", res["note"]))
+        hist_records = _historical_records(stage, historical_dir, hist_files, hist_hashes, options, workers)
+        historical = sum(r.status == "ok" for r in hist_records)
+        rejected += [(f"historical: {r.source}", r.reason) for r in hist_records if r.status != "ok"]
+        records += hist_records
     for split in SPLITS:  # every layout folder exists, even when a split is empty
         for folder in (f"aligned/{split}", f"unaligned/{split}A", f"unaligned/{split}B"):
             (stage / folder).mkdir(parents=True, exist_ok=True)
@@ -456,3 +343,44 @@ def _build(stage: Path, color_dir: Path, color_files: list[Path], historical_dir
     }
     (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return result
+
+
+def _vet_color_results(results: list[dict[str, Any]], hashes: dict[str, str], pool: Path
+                       ) -> tuple[list[dict[str, Any]], list[tuple[str, str]], list[Record]]:
+    """The usable color tiles, the rejected ones (a byte-identical copy of an earlier tile too) and their
+    manifest records."""
+    rejected: list[tuple[str, str]] = []
+    records: list[Record] = []
+    seen: dict[str, str] = {}
+    ok = []
+    for res in results:
+        first = seen.setdefault(hashes[res["rel"]], res["rel"])
+        if "reason" not in res and first != res["rel"]:
+            for role in ("A", "B", "AB"):
+                (pool / f"{res['name']}.{role}.png").unlink()
+            res = {"rel": res["rel"], "reason": f"duplicate of {first} (same bytes)"}
+        if "reason" in res:
+            rejected.append((res["rel"], res["reason"]))
+            records.append(Record("", "", "B", "", 0, 0, 0, "", res["rel"], hashes[res["rel"]], "",
+                                  "rejected", res["reason"]))
+        else:
+            ok.append(res)
+    return ok, rejected, records
+
+
+def _historical_records(stage: Path, historical_dir: Path, hist_files: list[Path], hist_hashes: dict[str, str],
+                        options: PrepareOptions, workers: int) -> list[Record]:
+    """Convert the historical scans into ``stage/historical``; one manifest record each, ok or rejected."""
+    hrels = [p.relative_to(historical_dir).as_posix() for p in hist_files]
+    hnames = output_names(hrels)
+    htasks = [(str(p), r, hnames[r], str(stage), options.historical_min_size) for p, r in zip(hist_files, hrels)]
+    records = []
+    for res in _run_tasks(_process_historical, htasks, workers, "historical"):
+        if "reason" in res:
+            records.append(Record("", "", "historical", "", 0, 0, 0, "", res["rel"], hist_hashes[res["rel"]],
+                                  "", "rejected", res["reason"]))
+            continue
+        w, h, nbytes, digest = res["files"]["historical"]
+        records.append(Record(f"historical/{res['name']}.png", "test", "historical", "historical", w, h,
+                              nbytes, digest, res["rel"], hist_hashes[res["rel"]], "", "ok", res["note"]))
+    return records
