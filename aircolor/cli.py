@@ -40,6 +40,16 @@ def _split_arg(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1, e.g. 4")
+    return value
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -48,6 +58,15 @@ def _positive_seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds, e.g. 60")
     return value
+
+
+def ray_address(text: str) -> str:
+    """What Ray accepts as a cluster address: auto, local, HOST:PORT or ray://HOST:PORT."""
+    host_port = text[len("ray://"):] if text.startswith("ray://") else text
+    host, _, port = host_port.rpartition(":")
+    if text in ("auto", "local") or (host and port.isdigit() and 0 < int(port) < 65536):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not a Ray address; give auto, HOST:6379 or ray://HOST:10001")
 
 
 # --------------------------------------------------------------------------------------------- data prepare
@@ -64,7 +83,13 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="fetch tiles and prepare datasets",
-                          description="Fetch modern color orthophoto tiles and prepare the study's datasets.")
+                          description="Fetch modern color orthophoto tiles (fetch-tiles) and prepare the study's "
+                                      "datasets from them (prepare). 'aircolor data COMMAND --help' for each.",
+                          **_examples("""
+                              aircolor data fetch-tiles --url 'https://host/{z}/{x}/{y}.jpg' --bbox 135.50,34.59,135.53,34.61 \\
+                                  --zoom 15-16 --out tiles/
+                              aircolor data prepare tiles/ data/prepared --historical scans/
+                          """))
     data_sub = data.add_subparsers(dest="data_command", metavar="COMMAND", parser_class=_Parser, required=True)
     from aircolor.data import tiles
 
@@ -91,8 +116,10 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", metavar="REGEX",
                    help="tiles whose path matches go to the test split whole, e.g. 'oam_zanzibar/' for a region "
                         "never seen in training; the others are split by --split (its test share included)")
-    p.add_argument("--force", action="store_true", help="replace an existing OUT_DIR built from other inputs")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+    p.add_argument("--force", action="store_true",
+                   help="replace a dataset that aircolor prepared in OUT_DIR from other inputs or options (never a "
+                        "file, nor a folder holding anything else)")
+    p.add_argument("--workers", type=_positive_int, default=min(8, os.cpu_count() or 1),
                    help="decoding processes (default: CPU count, at most 8)")
     p.set_defaults(func=_cmd_prepare)
 
@@ -101,12 +128,13 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 def _cmd_config_show(args: argparse.Namespace) -> int:
     from aircolor.config import dump_yaml, load_config
 
+    from aircolor.utils import atomic_write_text, check_output_file
+
+    out = check_output_file(Path(args.out), "--out") if args.out else None
     cfg = load_config(args.config, args.overrides)
     text = dump_yaml(cfg)
-    if args.out:
-        from aircolor.utils import atomic_write_text
-
-        atomic_write_text(Path(args.out), text)
+    if out is not None:
+        atomic_write_text(out, text)
         print(f"wrote {args.out}")
     else:
         sys.stdout.write(text)
@@ -124,15 +152,23 @@ def _cmd_config_keys(args: argparse.Namespace) -> int:
 def _add_config(sub: argparse._SubParsersAction) -> None:
     cfg = sub.add_parser("config", help="validate and show run configurations",
                          description="Validate a run config (YAML + dotted key=value overrides) and print it "
-                                     "fully resolved, family defaults filled in.")
+                                     "fully resolved, family defaults filled in (show), or list every key (keys).",
+                         **_examples("""
+                             aircolor config show aircolor/configs/demo_cpu.yaml model.ngf=32
+                             aircolor config keys
+                         """))
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="COMMAND", parser_class=_Parser, required=True)
     show = cfg_sub.add_parser("show", help="print the fully resolved config as YAML",
+                              description="Read CONFIG.yaml (a key given twice is an error), apply the overrides, "
+                                          "check every key, type and range, fill in the family's defaults and print "
+                                          "the result (or write it atomically to --out).",
                               **_examples("aircolor config show run.yaml model.ngf=32 data.size=64"))
     show.add_argument("config", metavar="CONFIG.yaml", nargs="?", help="YAML config (default: all defaults)")
     show.add_argument("overrides", metavar="KEY=VALUE", nargs="*", help="dotted overrides, e.g. model.ngf=32")
     show.add_argument("--out", metavar="FILE", help="write the YAML to FILE instead of stdout")
     show.set_defaults(func=_cmd_config_show)
     keys = cfg_sub.add_parser("keys", help="list every config key with its type, default and meaning",
+                              description="Every config key: SECTION.KEY, type, default and meaning.",
                               **_examples("aircolor config keys | grep model."))
     keys.set_defaults(func=_cmd_config_keys)
 
@@ -151,8 +187,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from aircolor.tracking import resolve_tracking_uri
     from aircolor.training import run
 
+    from aircolor.training.progress import ConsoleProgress
+
     uri = resolve_tracking_uri(cfg.tracking.tracking_uri, args.tracking_uri)
-    result = run(cfg, tracking_uri=uri, address=args.address)
+    result = run(cfg, tracking_uri=uri, address=args.address, progress=None if args.quiet else ConsoleProgress())
     print(f"{result.status}: {result.epochs} epochs, {result.iterations} iterations; run folder {result.run_dir}")
     if result.reason:
         print(f"reason: {result.reason}")
@@ -214,10 +252,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", metavar="CONFIG.yaml", help="run configuration")
     p.add_argument("overrides", metavar="KEY=VALUE", nargs="*", help="dotted overrides, e.g. model.ngf=32")
     p.add_argument("--ray", action="store_true", help="run as a Ray Train job (same as train.backend=ray)")
-    p.add_argument("--address", help="Ray cluster address (auto, ray://HOST:10001); implies --ray")
+    p.add_argument("--address", type=ray_address, help="Ray cluster address (auto, ray://HOST:10001); implies --ray")
     p.add_argument("--workers", type=int, help="Ray Train workers (DDP when > 1)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: tracking.tracking_uri, "
                                           "$MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (by default: a bar per epoch on a terminal, and one line per epoch "
+                        "and per evaluation, the metrics beside the baselines)")
     p.set_defaults(func=_cmd_train)
 
 
@@ -241,7 +282,8 @@ def _cmd_models_summary(args: argparse.Namespace) -> int:
 
 def _add_models(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="inspect the model zoo",
-                            description="Inspect the model zoo: pix2pix, cyclegan, cut, fastcut, bicyclegan.")
+                            description="Inspect the model zoo: pix2pix, cyclegan, cut, fastcut, bicyclegan.",
+                            **_examples("aircolor models summary cut model.ngf=32"))
     models_sub = models.add_subparsers(dest="models_command", metavar="COMMAND", parser_class=_Parser, required=True)
     summary = models_sub.add_parser(
         "summary", help="trainable parameters of every network of a model",
@@ -293,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _fix_config_overrides(args: argparse.Namespace) -> None:
     """``aircolor config show model.ngf=3`` (no file): argparse takes the override as the config path."""
     config = getattr(args, "config", None)
-    if config is not None and "=" in config and not Path(config).exists():
+    sections = ("data.", "model.", "train.", "metrics.", "tracking.")
+    if config is not None and ("=" in config or config.startswith(sections)) and not Path(config).exists():
         args.overrides = [config, *args.overrides]
         args.config = None
 

@@ -33,6 +33,7 @@ import yaml
 from aircolor.config_defaults import family_defaults, gan_mode_defaults
 from aircolor.config_types import _check_bounds, _coerce, _describe
 from aircolor.errors import ConfigError
+from aircolor.yamlio import describe_error, load_strict
 
 Family = Literal["pix2pix", "cyclegan", "cut", "bicyclegan"]
 GENERATORS = ("unet_256", "unet_128", "unet_64", "unet_32", "unet_auto", "resnet_9blocks", "resnet_6blocks")
@@ -166,7 +167,7 @@ class MetricsConfig:
 @dataclass(frozen=True)
 class TrackingConfig:
     enabled: bool = _f(True, "record the run in MLflow")
-    tracking_uri: str | None = _f(None, "MLflow tracking URI (else $MLFLOW_TRACKING_URI, else ./mlruns)")
+    tracking_uri: str | None = _f(None, "MLflow tracking URI (else $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db in the working folder)")
     experiment: str = _f("aircolor", "MLflow experiment name")
     run_name: str | None = _f(None, "MLflow run name")
     log_every: int = _f(100, "iterations between loss logs", ge=1)
@@ -287,11 +288,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read ({exc.__class__.__name__}); pass a YAML file") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_strict(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        where, _, problem = describe_error(exc).partition(": ")
+        raise ConfigError(f"config file {path}{where}: not valid YAML ({problem}); fix it") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -71,3 +71,53 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_output_file(path: Path, flag: str) -> Path:
+    """Check, before any work, that a file can be written at ``path``; raise UsageError naming ``flag`` if not.
+
+    ``path`` may exist as a file (it is replaced atomically) but not as a folder; its nearest existing ancestor
+    must be a writable folder (missing folders below it are created when the file is written).
+    """
+    from aircolor.errors import UsageError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file name, e.g. {path / 'out'}")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{flag} {path}: {ancestor} is a file, not a folder; choose another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK) or not _really_writable(ancestor):
+        raise UsageError(f"{flag} {path}: folder {ancestor} is not writable; choose another path")
+    return path
+
+
+def check_output_folder(path: Path, what: str) -> Path:
+    """Check, before any work, that ``path`` is (or can be created as) a writable folder; raise UsageError naming
+    ``what`` if not. Nothing is created."""
+    from aircolor.errors import UsageError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {path} is a file, not a folder; choose a folder")
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{what} {path}: {ancestor} is a file, not a folder; choose another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK) or not _really_writable(ancestor):
+        raise UsageError(f"{what} {path}: folder {ancestor} is not writable; choose another path")
+    return path
+
+
+def _really_writable(folder: Path) -> bool:
+    """``os.access`` says yes to root everywhere, also on read-only mounts (/proc, ro bind mounts): try it."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".aircolor-probe.", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True

@@ -19,7 +19,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.data is not None and not Path(args.data).is_dir():
         raise UsageError(f"--data {args.data}: no such folder; pass the folder made by `aircolor data prepare`")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars per generator download
-    uri = resolve_tracking_uri(None, args.tracking_uri)
+    from aircolor.tracking.reach import open_for_reading
+    from aircolor.utils import check_output_folder
+
+    check_output_folder(Path(args.out), "--out")
+    uri = open_for_reading(resolve_tracking_uri(None, args.tracking_uri), what="tracking store")
     opts = ReportOptions(metric=args.metric, top_k=args.top_k, n_boot=args.bootstrap, seed=args.seed,
                          data_root=Path(args.data) if args.data else None, samples=not args.no_samples,
                          device=args.device)
@@ -48,9 +52,9 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                                           "sqlite:///mlruns.db)")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder (replaced if it holds an older report)")
-    p.add_argument("--metric", default="fid", choices=list(METRICS),
-                   help="primary ranking metric, and the headline's gain over the strongest prior (default fid; "
-                        "every metric is ranked too)")
+    p.add_argument("--metric", choices=list(METRICS),
+                   help="primary ranking metric, and the headline's gain over the strongest prior (default: the "
+                        "metric the sweep optimised, as `sweep promote` uses, else fid; every metric is ranked too)")
     p.add_argument("--top-k", type=int, default=3, help="configurations in the sample grid (default 3)")
     p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the CIs (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")

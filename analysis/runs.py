@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,9 @@ def client_for(tracking_uri: str) -> Any:
 
 
 def _experiment(client: Any, name: str, tracking_uri: str) -> Any:
+    from aircolor.tracking.uri import redact_uri
+
+    tracking_uri = redact_uri(tracking_uri)  # no password in a message
     try:
         exp = client.get_experiment_by_name(name)
     except Exception as exc:  # unreachable server, bad database: one line, not MLflow's retry traceback
@@ -230,8 +234,12 @@ def _sweep_meta(client: Any, run: Any, experiment: str) -> dict[str, Any]:
             "end_time": pd.Timestamp(run.info.end_time, unit="ms", tz="UTC") if run.info.end_time else None}
 
 
-def load_study(experiments: list[str], tracking_uri: str, *, threads: int = 8) -> Study:
-    """Every trial run of ``experiments`` with its history; see the module docstring for the columns."""
+def load_study(experiments: list[str], tracking_uri: str, *, threads: int = 8,
+               before_history: Callable[[pd.DataFrame, list[dict[str, Any]]], None] | None = None) -> Study:
+    """Every trial run of ``experiments`` with its history; see the module docstring for the columns.
+
+    ``before_history(trials, sweeps)`` runs once the runs are listed, before their histories (one request per
+    run and key) are read: a caller checks there what it needs (and may raise) before the slow part."""
     client = client_for(tracking_uri)
     rows: list[dict[str, Any]] = []
     trial_runs: list[Any] = []
@@ -249,10 +257,14 @@ def load_study(experiments: list[str], tracking_uri: str, *, threads: int = 8) -
             rows.append(trial_row(run, name, sweep_params))
             trial_runs.append(run)
     if not rows:
-        raise UsageError(f"no trial runs in MLflow experiment(s) {', '.join(experiments)} at {tracking_uri}; "
-                         f"has the sweep started a trial yet? (aircolor sweep status NAME)")
+        from aircolor.tracking.uri import redact_uri
+
+        raise UsageError(f"no trial runs in MLflow experiment(s) {', '.join(experiments)} at "
+                         f"{redact_uri(tracking_uri)}; has the sweep started a trial yet? (aircolor sweep status NAME)")
+    trials = pd.DataFrame(rows)
+    if before_history is not None:
+        before_history(trials, sweeps)
     with ThreadPoolExecutor(max_workers=threads) as pool:  # one request per (run, key) on a tracking server
         history_rows = [row for part in pool.map(lambda r: _history_of(client, r), trial_runs) for row in part]
-    trials = pd.DataFrame(rows)
     return Study(trials=trials, history=tidy_history(history_rows), sweeps=sweeps, tracking_uri=tracking_uri,
                  experiments=list(experiments))

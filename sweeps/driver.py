@@ -47,8 +47,10 @@ def default_name(space: Any) -> str:
 def _init_ray(address: str | None) -> Any:
     import ray
 
+    from aircolor.training.ray_backend import cluster_address
+
     if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False,
+        ray.init(address=cluster_address(address), include_dashboard=False,
                  log_to_driver=True, ignore_reinit_error=True)
     return ray
 
@@ -79,10 +81,34 @@ def validate(space_path: str, options: SweepOptions) -> Any:
     if options.gpus_per_trial is not None and options.gpus_per_trial < 0:
         raise UsageError(f"--gpus-per-trial {options.gpus_per_trial}: must be >= 0")
     space = load_space(space_path)
+    check_trial_count(space, options)
     if space.is_categorical:  # every grid point must give a valid config (Optuna points are checked per trial)
         for p in space.grid():
             trial_config(space, p, experiment="check", smoke=options.smoke, overrides=options.overrides)
     return space
+
+
+def check_trial_count(space: Any, options: SweepOptions) -> int:
+    """The number of trials the sweep would run, counted before anything is built; above ``--max-trials`` a
+    one-line refusal that gives the count."""
+    if space.is_categorical:
+        count = space.grid_size()
+        sizes = " x ".join(str(len(f.choices)) for f in space.factors.values())
+        how = f"a grid of {count:,} trials ({sizes} values{f' x {space.seeds} seeds' if space.seeds > 1 else ''})"
+    else:
+        count, how = options.num_samples, f"{options.num_samples:,} Optuna trials (--num-samples)"
+    if count > options.max_trials:
+        raise UsageError(f"{space.path}: {how}, more than --max-trials {options.max_trials:,}; drop factors or "
+                         f"values, or pass --max-trials {count} if you mean it")
+    return count
+
+
+def check_name(name: str) -> str:
+    """A sweep name is one folder of --storage and an MLflow experiment: one path component, printable."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or not name.isprintable() or name != name.strip():
+        raise UsageError(f"--name {name!r}: a sweep name is one folder name (no '/', not '.' or '..', no "
+                         "leading or trailing spaces), e.g. --name pix2pix-generator-try2")
+    return name
 
 
 def _warm_real_statistics(space: Any, options: SweepOptions) -> None:
@@ -280,10 +306,15 @@ def run_sweep(space_path: str, options: SweepOptions, *, name: str | None = None
               storage: str = DEFAULT_STORAGE, tracking_uri: str | None = None) -> SweepResult:
     """Validate, then run a new sweep of ``space_path`` to the end."""
     from aircolor.tracking import resolve_tracking_uri
+    from aircolor.utils import check_output_folder
 
+    if name is not None:
+        check_name(name)
     space = validate(space_path, options)
     name = name or default_name(space)
     storage = str(Path(storage).expanduser().resolve()) if "://" not in storage else storage
+    if "://" not in storage:
+        check_output_folder(Path(storage), "--storage")
     if name in list_sweeps(storage):
         raise UsageError(f"a sweep named {name!r} already exists in {storage}; continue it with "
                          f"'aircolor sweep resume {name}' or choose another --name")
@@ -294,14 +325,18 @@ def run_sweep(space_path: str, options: SweepOptions, *, name: str | None = None
     text = Path(space_path).read_text()
     state = SweepState(name=name, storage=storage, space_path=str(space_path), space_sha256=space.sha256,
                        space_text=text, options=options, experiment=name, tracking_uri=uri, created=time.time())
+    ray = _init_ray(address)
+    request, gpus, max_concurrent = _resources(ray, options)  # the last check: nothing is written before it
     state.folder.mkdir(parents=True, exist_ok=True)
     (state.folder / "search_space.yaml").write_text(text)
     _warm_real_statistics(space, options)
-    ray = _init_ray(address)
-    request, gpus, max_concurrent = _resources(ray, options)
     _open_parent(state, space, {**request, "max_concurrent": max_concurrent, "workers_per_trial":
                                 options.workers_per_trial, "gpus_per_trial": gpus})
     state.save()
+    from sweeps.watch import watch_lines
+
+    print(f"aircolor sweep {name}: {check_trial_count(space, options)} trials, optimising {options.metric}",
+          *watch_lines(state), sep="\n", flush=True)
     return _fit(_tuner(state, space, restore=False), state)
 
 

@@ -63,7 +63,7 @@ def promote(name: str, *, tracking_uri: str, experiment: str, metric: str, model
 
     if metric not in METRICS:
         raise UsageError(f"--metric {metric!r}: use one of {', '.join(sorted(METRICS))}")
-    key, mode = METRICS[metric]
+    key, mode = METRICS[metric].key, METRICS[metric].mode
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:

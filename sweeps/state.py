@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from aircolor.errors import UsageError
+from aircolor.metrics.names import METRICS as NAMES
 from aircolor.utils import atomic_write_text
 
 STATE_FILE = "aircolor-sweep.json"
-METRICS: dict[str, tuple[str, str]] = {   # --metric -> (reported key, mode)
-    "fid": ("val.fid", "min"), "kid": ("val.kid_mean", "min"), "is": ("val.is_mean", "max"),
-    "psnr": ("val.psnr", "max"), "ssim": ("val.ssim", "max"), "delta_e2000": ("val.delta_e2000", "min"),
-    "colorfulness": ("val.colorfulness", "max"), "fid_mean": ("val.fid_mean", "min"),
-}
+METRICS = NAMES  # --metric -> MetricSpec(key, label, mode): the study's one vocabulary (aircolor.metrics.names)
 
 
 @dataclass
@@ -37,14 +34,15 @@ class SweepOptions:
     max_failures: int = 1
     smoke: bool = False
     overrides: list[str] = field(default_factory=list)
+    max_trials: int = 10_000
 
     @property
     def metric_key(self) -> str:
-        return METRICS[self.metric][0]
+        return METRICS[self.metric].key
 
     @property
     def mode(self) -> str:
-        return METRICS[self.metric][1]
+        return METRICS[self.metric].mode
 
 
 @dataclass

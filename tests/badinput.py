@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ def _entry(path: Path) -> tuple[str, int, str]:
         return ("link", 0, os.readlink(path))
     if path.is_dir():
         return ("dir", st.st_mode & 0o7777, "")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO, socket or device: opening it could block, so never read it
+        return ("special", st.st_mode & 0o7777, str(stat.S_IFMT(st.st_mode)))
     try:
         digest = hashlib.sha1(path.read_bytes()).hexdigest()
     except OSError:  # unreadable (e.g. chmod 000 by the case itself): compare size and mtime only

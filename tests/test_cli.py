@@ -12,8 +12,21 @@ import yaml
 
 from aircolor.cli import build_parser, main
 
-SUBCOMMANDS = [["data"], ["data", "prepare"], ["data", "fetch-tiles"], ["config"], ["config", "show"],
-               ["config", "keys"]]
+
+
+def _all_commands(parser=None, path=()):
+    """Every command path of the CLI, groups and leaves: ("data",), ("data", "prepare"), ..."""
+    import argparse
+
+    parser = parser or build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield (*path, name), child
+                yield from _all_commands(child, (*path, name))
+
+
+COMMANDS = {" ".join(path): child for path, child in _all_commands()}
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -33,12 +46,19 @@ def test_top_level_help_lists_subcommands(capsys):
     assert "example:" in out
 
 
-@pytest.mark.parametrize("argv", SUBCOMMANDS[1:], ids=" ".join)
-def test_every_leaf_command_has_help_with_an_example(capsys, argv):
-    code, out, _ = run_cli(capsys, *argv, "--help")
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_a_description_and_an_example(capsys, command):
+    """Groups and leaves alike: what it does, and a runnable example of it, in its --help."""
+    parser = COMMANDS[command]
+    assert parser.description and len(parser.description) > 30, f"aircolor {command}: no description"
+    code, out, _ = run_cli(capsys, *command.split(), "--help")
     assert code == 0
-    if argv != ["config"]:
-        assert "example" in out and "aircolor " + " ".join(argv) in out
+    assert "example:" in out and f"aircolor {command}" in out.split("example:", 1)[1], f"aircolor {command}"
+
+
+def test_the_walk_sees_every_command():
+    assert {"data", "data prepare", "data fetch-tiles", "config show", "sweep run", "sweep promote", "report",
+            "colorize", "tracking replay", "metrics"} <= set(COMMANDS)
 
 
 @pytest.mark.parametrize(

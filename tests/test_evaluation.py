@@ -186,7 +186,7 @@ def test_the_test_split_never_reaches_selection(tmp_path: Path, prepared_sample:
     from aircolor.training.evaluation import Evaluator
     from aircolor.training.loop import train_loop
 
-    assert all(key.startswith("val.") for key, _ in METRICS.values())
+    assert all(spec.key.startswith("val.") for spec in METRICS.values())
     cfg = _cfg(prepared_sample, "model.netG=unet_auto", "train.n_epochs=1", "train.n_epochs_decay=1",
                "metrics.eval_every=1", f"train.output_dir={tmp_path}")
     reported: list[dict[str, float]] = []

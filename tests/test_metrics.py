@@ -377,7 +377,7 @@ def test_evaluate_gray_to_color(tmp_path, sets, weights_file):
     metrics, info = evaluation.evaluate(sets.gray_a[:n], sets.rgb_a[:n], cfg, cache=tmp_path)
     # 6 images, 5 points spread over 1/N between n/5 (at least 2) and n: N = 2, 3, 4, 6 (rounded, deduplicated)
     assert set(metrics) == {"fid", "is_mean", "is_std", "kid_mean", "kid_std", "psnr", "ssim", "delta_e2000",
-                            "colorfulness", "colorfulness_real", "n_fake", "n_real",
+                            "colorfulness", "colorfulness_real", "colorfulness_gap", "n_fake", "n_real",
                             "fid_n2", "fid_n3", "fid_n4", "fid_n6"}
     assert metrics["n_fake"] == metrics["n_real"] == n
     real, fake = sets.a.pool[:n], sets.gray.pool[:n]
@@ -401,7 +401,7 @@ def test_evaluate_without_ground_truth_and_with_max_images(tmp_path, sets, weigh
     assert metrics["n_fake"] == 3 and metrics["n_real"] == 0 and info["is_splits"] == 3
     off = MetricsConfig(inception_weights=str(weights_file), fid=False, isc=False, kid=False)
     metrics, _ = evaluation.evaluate(sets.gray_a[:2], sets.rgb_a[:2], off, paired=False, cache=tmp_path)
-    assert set(metrics) == {"colorfulness", "colorfulness_real", "n_fake", "n_real"}  # no Inception at all
+    assert set(metrics) == {"colorfulness", "colorfulness_real", "colorfulness_gap", "n_fake", "n_real"}  # no Inception at all
 
 
 # --------------------------------------------------------------------------------------------- CLI

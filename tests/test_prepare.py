@@ -708,7 +708,7 @@ def test_changed_inputs_or_options_need_force(tmp_path: Path, small_src: Path, k
         mutate(small_src, kampala)
     argv = base + extra  # a later --size overrides the earlier one
     rc, stdout, err = run_cli(capsys, *argv)
-    assert_usage_error(rc, err, "already exists and was not built from these inputs and options")
+    assert_usage_error(rc, err, "is a dataset that aircolor prepared from other inputs or options")
     assert "--force" in err and str(out) in err and stdout == ""
     assert snapshot(out) == before
     assert sorted(os.listdir(tmp_path)) == ["out", "src"]

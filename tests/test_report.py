@@ -449,7 +449,7 @@ def test_report_cli_errors_are_one_line(known_store, tmp_path):
     assert "Traceback" not in res.stderr and EXPERIMENT in res.stderr  # lists what exists
     res = run_cli("report", "--experiment", EXPERIMENT, "--tracking-uri", f"sqlite:///{tmp_path}/missing.db",
                   "--out", str(tmp_path / "r"))
-    assert res.returncode == 2 and "no MLflow store" in res.stderr and not (tmp_path / "missing.db").exists()
+    assert res.returncode == 2 and "no tracking store" in res.stderr and not (tmp_path / "missing.db").exists()
     precious = tmp_path / "notes"
     precious.mkdir()
     (precious / "thesis.txt").write_text("do not delete")

@@ -246,12 +246,15 @@ def test_server_down_for_the_whole_run_then_replay_exactly_once(live, tmp_path, 
     # ... after the last metrics record: its points are found on the server and not sent again
     find_spools(backup)[0].write_bytes(data + json.dumps({"kind": "run_id", "run_id": run.info.run_id}).encode()
                                        + b"\n" + json.dumps({"kind": "ack", "upto": last_metrics - 1}).encode() + b"\n")
+    files = find_spools(backup)[0].with_name(find_spools(backup)[0].name.replace(".spool.jsonl", ".files"))
+    shutil.copytree(files, tmp_path / "files-copy")  # the replay below deletes them once they are sent
     result = replay(backup, live.url)
     assert result.ok and result.items["metric points"] == 0 and result.runs == [run.info.run_id]
     assert result.records["metrics"] == 1 and result.records["end"] == 1
     # ... after creating the run: it is found by its tracker key instead of created again
     backup.mkdir(exist_ok=True)
     (backup / "again.spool.jsonl").write_bytes(data)
+    shutil.copytree(tmp_path / "files-copy", files)  # the records name their files by the original key
     result = replay(backup)
     assert result.ok and result.items["runs created"] == 0 and result.runs == [run.info.run_id]
     assert len(client.search_runs([exp.experiment_id])) == 1
@@ -329,7 +332,7 @@ def test_replay_to_a_server_without_the_run_keeps_the_spool(live, tmp_path):
     writer.append({"kind": "metrics", "seq": 1, "metrics": [{"key": "loss", "value": 1.0, "timestamp": 1, "step": 0}]})
     writer.close()
     result = replay(tmp_path / "spool")
-    assert not result.ok and result.sent == 0 and not result.rejected
+    assert not result.ok and result.sent == 0 and not result.unreadable
     assert "does not exist" in next(iter(result.kept.values()))
     assert parse_spool(writer.path, writer.path.read_bytes()).pending[0]["seq"] == 1  # nothing acknowledged
 

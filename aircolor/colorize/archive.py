@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from aircolor.colorize.imageio import IMAGE_SUFFIXES, InputError, copy_sidecars, read_photo, write_photo
 from aircolor.errors import UsageError
@@ -137,10 +137,40 @@ def _clean_stale_temps(out_dir: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the run
-def colorize_file(colorizer: Any, src: Path, target: Path, options: ArchiveOptions) -> FileResult:
+class _TileBar:
+    """A second bar, under the images' bar, counting the tiles of the photo being colorized: a large scan moves
+    it from the first batch on, where the images' bar would sit at 0 for minutes. Shown only for photos of more
+    than one batch of tiles."""
+
+    def __init__(self, colorizer: Any, *, enabled: bool) -> None:
+        self.colorizer, self.enabled, self.bar = colorizer, enabled, None
+        if enabled and hasattr(colorizer, "processor"):
+            colorizer.processor.progress = self._advance
+
+    def start(self, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.enabled and total > getattr(self.colorizer.processor, "batch_size", 1):
+            self.bar = tqdm(total=total, unit="tile", desc="  tiles", position=1, leave=False, dynamic_ncols=True)
+
+    def _advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def colorize_file(colorizer: Any, src: Path, target: Path, options: ArchiveOptions,
+                  tiles_bar: Callable[[int], None] | None = None) -> FileResult:
+    """Colorize one photo into ``target``; ``tiles_bar(n)`` is called with its tile count once it is read."""
     started, tiles_before = time.perf_counter(), colorizer.tiles_done
     try:
         photo = read_photo(src, max_pixels=options.max_pixels)
+        if tiles_bar is not None:
+            tiles_bar(colorizer.count_tiles(photo.gray.shape[1], photo.gray.shape[0]))
         if target.suffix.lower() in (".jpg", ".jpeg"):
             if photo.alpha is not None or photo.valid is not None:
                 raise InputError("has transparent or nodata areas, which JPEG cannot keep; use --format png or tiff")
@@ -170,12 +200,14 @@ def colorize_archive(colorizer: Any, inputs: list[str], options: ArchiveOptions,
     summary = Summary(model=model, out_dir=str(options.out_dir))
     started, tiles0 = time.perf_counter(), colorizer.tiles_done
     bar = tqdm(jobs, unit="img", disable=not options.progress, dynamic_ncols=True)
+    tiles = _TileBar(colorizer, enabled=options.progress)
     for src, target in bar:
         if target.exists() and not options.overwrite:
             summary.files.append(FileResult(str(src), str(target), "skipped", "already colorized"))
             continue
         bar.set_description(src.name[:40])
-        summary.files.append(colorize_file(colorizer, src, target, options))
+        summary.files.append(colorize_file(colorizer, src, target, options, tiles.start))
+        tiles.close()
         elapsed = max(time.perf_counter() - started, 1e-9)
         bar.set_postfix({"img/s": f"{summary.count('done') / elapsed:.2f}",
                          "tiles/s": f"{(colorizer.tiles_done - tiles0) / elapsed:.1f}",

@@ -18,11 +18,13 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or not 0 < args.scale <= 4 or args.max_pixels < 1:
         raise UsageError("--batch-size must be >= 1, --scale in (0, 4], --max-pixels >= 1")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is visible; use --device cpu or auto")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device}: no CUDA device is visible; use --device cpu or auto")
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     from aircolor.colorize.archive import discover
+    from aircolor.utils import check_output_folder
 
+    check_output_folder(Path(args.out), "--out")
     discover(args.inputs, Path(args.out))  # bad INPUTs fail in a second, before the model is fetched
     model, cfg, described = load_model(args.model, device=device, tracking_uri=args.tracking_uri)
     if args.overlap is not None and not 0 <= args.overlap < cfg.data.size:
@@ -39,6 +41,13 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     for f in summary.failed:
         print(f"  failed: {f.input}: {f.reason}")
     return 1 if summary.failed else 0
+
+
+def _device(text: str) -> str:
+    head, _, index = text.partition(":")
+    if text in ("auto", "cpu") or (head == "cuda" and (not index or index.isdigit())):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not a device aircolor runs on; use auto, cpu, cuda or cuda:N")
 
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
@@ -61,7 +70,8 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                         "see aircolor/default_model/MODEL_CARD.md)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (inputs are never overwritten)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI for run ids and models:/ URIs")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--device", default="auto", type=_device,
+                   help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=16, help="tiles per forward pass (default 16)")
     p.add_argument("--overlap", type=int,
                    help="tile overlap in pixels (default: half the model's tile size; less is faster, 0 shows seams)")

@@ -145,6 +145,11 @@ class Colorizer:
         with seeded(self.device):  # reference mode keeps dropout on: the same photo gives the same colours
             chroma = self.processor(small[0] * 2 - 1)[None]          # (1, C, mh, mw)
         del small
+        if not bool(torch.isfinite(chroma).all()):
+            from aircolor.colorize.imageio import InputError
+
+            raise InputError("gave NaN or Inf model outputs (the model's weights or this photo's values); the file "
+                             "is not written")
         top = 255 if bits == 8 else 65535
         out = np.empty((h, w, 3), dtype=np.uint8 if bits == 8 else np.uint16)
         for y0 in range(0, h, strip):

@@ -36,10 +36,15 @@ def _from_checkpoint(path: Path, device: torch.device) -> tuple[Any, RunConfig]:
     from aircolor.models.zoo import build_model
     from aircolor.training.checkpoint import load_checkpoint
 
+    from aircolor.models.exported import load_weights
+
     state = load_checkpoint(path)
     cfg = config_from_dict(state["config"], source=str(path))
     model = build_model(cfg)
-    model.load_state_dict(state["model"]["nets"])
+    nets = state["model"].get("nets") if isinstance(state["model"], dict) else None
+    if not isinstance(nets, dict):
+        raise UsageError(f"--model {path}: a checkpoint without network weights; pass a run's checkpoints/last.pt")
+    load_weights(model, nets, path, "the model")
     return model.prepare(device).eval(), cfg
 
 
@@ -49,9 +54,9 @@ def load_file(path: Path, device: torch.device) -> tuple[Any, RunConfig]:
 
     try:
         state = load_checkpoint(path)
-    except Exception as exc:
-        raise UsageError(f"--model {path}: not a readable aircolor generator or checkpoint "
-                         f"({str(exc).splitlines()[0][:160]})") from exc
+    except (ValueError, OSError) as exc:  # weights_only=True: a crafted pickle fails here instead of running
+        raise UsageError(f"--model {path}: not an aircolor generator or checkpoint (the file {exc}); pass a "
+                         f"run's model/generator.pt or checkpoints/last.pt") from None
     if state.get("kind") == "generator":
         return load_generator(path, device)
     if "model" in state and "config" in state:
@@ -114,6 +119,9 @@ def load_model(spec: str | None, *, device: torch.device, tracking_uri: str | No
 
     uri = resolve_tracking_uri(None, tracking_uri)
     if spec.startswith(("models:/", "runs:/")) or _RUN_ID.match(spec):
+        from aircolor.tracking.reach import open_for_reading
+
+        open_for_reading(uri, what="model registry or run store")  # read-only: never creates a store, fails fast if silent
         artifact = f"runs:/{spec}/model" if _RUN_ID.match(spec) else spec
         if spec.startswith("models:/"):
             artifact = _registered_source(spec, uri)

@@ -18,7 +18,7 @@ from aircolor.errors import UsageError
 _EPILOG = """\
 example:
   aircolor metrics runs/pix2pix/test_fake data/prepared/aligned/test_B --json
-  aircolor metrics fake/ real/ --weights ~/models/pt_inception-2015-12-05-6726825d.pth --device cuda
+  aircolor metrics fake/ real/ --weights ~/models/weights-inception-2015-12-05-6726825d.pth --device cuda
 
 Both folders are searched recursively for images (jpg, png, tif, webp, ...); each needs at least 2. Files
 whose names (relative path without extension) and sizes match one to one are treated as (generated, ground
@@ -131,7 +131,7 @@ def format_table(metrics: dict[str, float], info: dict[str, Any], paired: bool) 
     lines.append(f"{'paired':<18} {'yes (files matched by name)' if paired else 'no (names or sizes differ)'}")
     if info["nonstandard_weights"]:
         lines.append(f"WARNING: * computed with NON-STANDARD Inception weights (sha256 {info['weights_sha256']}), "
-                     f"not pt_inception-2015-12-05: not comparable with published FID/IS/KID values")
+                     f"not the standard inception-2015-12-05 weights: not comparable with published FID/IS/KID values")
     return "\n".join(lines)
 
 

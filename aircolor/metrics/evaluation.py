@@ -143,5 +143,6 @@ def evaluate(fake: ImageInput, real: ImageInput | None, config: MetricsConfig, *
     metrics["colorfulness"] = mean_colorfulness(fake_hwc)
     if reals:
         metrics["colorfulness_real"] = mean_colorfulness(_hwc(reals))
+        metrics["colorfulness_gap"] = abs(metrics["colorfulness"] - metrics["colorfulness_real"])
     metrics.update(n_fake=len(fakes), n_real=0 if reals is None else len(reals))
     return Evaluation(metrics, info)

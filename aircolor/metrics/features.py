@@ -89,7 +89,10 @@ def _build_extractor(weights: Path | None) -> torch.nn.Module:
     """torch-fidelity's extractor with the given weights; a download failure or a bad file is the user's to fix."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    kwargs: dict[str, Any] = {"feature_extractor_weights_path": None if weights is None else str(weights)}
+    from aircolor.metrics.weights import vetted_file
+
+    # never the user's file itself: torch-fidelity unpickles it with weights_only=False
+    kwargs: dict[str, Any] = {"feature_extractor_weights_path": None if weights is None else vetted_file(weights)}
     try:
         return FeatureExtractorInceptionV3(EXTRACTOR_NAME, list(FEATURE_LAYERS), verbose=False, **kwargs)
     except OSError as exc:
@@ -102,7 +105,8 @@ def _build_extractor(weights: Path | None) -> torch.nn.Module:
             raise
         first = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
         raise UsageError(f"{weights} is not an Inception weights file in torch-fidelity's format ({first}); "
-                         f"use the standard pt_inception-2015-12-05 file or one from make_random_weights") from None
+                         f"use torch-fidelity's weights-inception-2015-12-05-6726825d.pth or a file from "
+                         f"make_random_weights") from None
 
 
 def _check_device(device: str | torch.device) -> torch.device:

@@ -40,6 +40,7 @@ STANDARD_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb912
 N_TENSORS = 472
 
 _SHA_MEMO: dict[tuple[str, int, int, int], str] = {}
+_VETTED: dict[tuple[str, int, int, int], dict[str, Any]] = {}
 
 
 def resolve_weights(config_value: str | None, *, key: str = CONFIG_KEY) -> Path | None:
@@ -58,7 +59,60 @@ def resolve_weights(config_value: str | None, *, key: str = CONFIG_KEY) -> Path 
     if not path.is_file():
         raise UsageError(f"{source}: Inception weights file {value!r} does not exist; point it at a local "
                          f"weights file, or unset it so that torch-fidelity downloads the standard weights")
+    vetted_state_dict(path, source=source)
     return path
+
+
+def vetted_state_dict(path: Path, *, source: str = CONFIG_KEY) -> dict[str, Any]:
+    """The tensors of an Inception weights file, read without running any code from it.
+
+    ``torch.load(weights_only=True)`` unpickles tensors and plain containers only (a crafted pickle fails
+    instead of running), then every name and shape is checked against torch-fidelity's network and every value
+    must be finite. torch-fidelity itself loads its file with ``weights_only=False``: it is only ever handed
+    these vetted tensors, re-serialised (:func:`vetted_file`), never the user's file. Checked once per file
+    version (path, inode, size, mtime) and process.
+    """
+    import torch
+
+    path = Path(path)
+    st = path.stat()
+    memo_key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if memo_key in _VETTED:
+        return _VETTED[memo_key]
+    hint = "pass torch-fidelity's weights-inception-2015-12-05-6726825d.pth or a file from make_random_weights"
+    from aircolor.training.checkpoint import load_tensors
+
+    try:
+        state = load_tensors(path)
+    except (ValueError, OSError) as exc:  # not a weights file, or a crafted one
+        raise UsageError(f"{source}: {path} is not an Inception weights file (the file {exc}); {hint}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"{source}: {path} is not an Inception weights file (not a dict of tensors); {hint}")
+    expected = _skeleton_shapes()
+    state = {k: v for k, v in state.items() if not str(k).endswith("num_batches_tracked")}
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
+    for label, names in (("lacks", missing), ("has unknown tensors", unexpected), ("has wrong shapes for", wrong)):
+        if names:
+            raise UsageError(f"{source}: {path} is not an Inception weights file: it {label} {len(names)} "
+                             f"of torch-fidelity's names (e.g. {names[0]}); {hint}")
+    bad = [k for k, v in state.items() if not bool(torch.isfinite(v).all())]
+    if bad:
+        raise UsageError(f"{source}: {path} has non-finite values (NaN or Inf) in {len(bad)} tensor(s), e.g. "
+                         f"{bad[0]}; the file is damaged, copy it again")
+    _VETTED.clear()  # keep one file's tensors (about 95 MB) at most
+    _VETTED[memo_key] = state
+    return state
+
+
+def vetted_file(path: Path) -> io.BytesIO:
+    """The vetted tensors of ``path`` re-serialised in memory: what torch-fidelity is given to load."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(vetted_state_dict(path), buffer)
+    buffer.seek(0)
+    return buffer
 
 
 def sha256_of(path: Path) -> str:

@@ -28,7 +28,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``tracking`` group (with ``replay``) to the top-level ``aircolor`` subcommands."""
     group = subparsers.add_parser("tracking", help="MLflow tracking utilities (replay spooled records)",
-                                  description="MLflow tracking utilities.",
+                                  description="MLflow tracking utilities: send what runs spooled while their "
+                                              "MLflow server was unreachable (replay), exactly once.",
                                   epilog="example:\n  aircolor tracking replay runs/pix2pix-ngf32/mlflow-spool",
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = group.add_subparsers(dest="tracking_command", metavar="COMMAND", parser_class=type(group), required=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from aircolor.errors import UsageError
 from aircolor.tracking.sender import RunSender, error_line, is_run_missing, is_transient, short_http
 from aircolor.tracking.spool import SpoolError, SpoolState, dump_line, find_spools, parse_spool
+from aircolor.tracking.reach import open_for_reading
 from aircolor.tracking.uri import redact_uri, validate_tracking_uri
 
 
@@ -32,7 +34,7 @@ class ReplayResult:
     items: Counter[str] = field(default_factory=Counter)  # params, tags, metric points, artifacts sent, by kind
     in_use: list[Path] = field(default_factory=list)
     kept: dict[Path, str] = field(default_factory=dict)
-    rejected: list[str] = field(default_factory=list)
+    unreadable: list[Path] = field(default_factory=list)  # kept because they are not spools aircolor can read
 
     @property
     def ok(self) -> bool:
@@ -52,7 +54,6 @@ class ReplayResult:
         lines = [head]
         lines += [f"  in use by a running tracker, skipped: {p}" for p in self.in_use]
         lines += [f"  kept for a later replay: {p}: {why}" for p, why in self.kept.items()]
-        lines += [f"  refused by MLflow and dropped: {r}" for r in self.rejected]
         return "\n".join(lines)
 
 
@@ -72,6 +73,10 @@ def replay(spool_dir: str | os.PathLike[str], tracking_uri: str | None = None, *
         for path in find_spools(root):
             result.spools += 1
             _replay_file(path, uri, result)
+    if result.spools and len(result.unreadable) == result.spools:  # nothing there is a spool: the user's mistake
+        more = f" (and {result.spools - 1} more file(s) like it)" if result.spools > 1 else ""
+        raise UsageError(f"{result.kept[result.unreadable[0]]}{more}; pass a spool folder or *.spool.jsonl file "
+                         "that aircolor wrote")
     return result
 
 
@@ -90,51 +95,61 @@ def _replay_file(path: Path, uri: str | None, result: ReplayResult) -> None:
         if os.fstat(fd).st_nlink == 0:  # deleted by its tracker between open and lock: all sent
             result.spools -= 1
             return
+        data = _read_whole(fd)
         try:
-            state = parse_spool(path, _read_whole(fd))
+            state = parse_spool(path, data)
         except SpoolError as exc:
             result.kept[path] = str(exc)
+            result.unreadable.append(path)
             return
+        _cut_torn_line(fd, data)
         _send_pending(fd, state, uri, result)
     finally:
         os.close(fd)
 
 
 def _read_whole(fd: int) -> bytes:
-    """The file's bytes, with a torn last line (a crash mid-append) cut off so that our appends start a line."""
     chunks = []
     while chunk := os.pread(fd, 1 << 20, sum(len(c) for c in chunks)):
         chunks.append(chunk)
-    data = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def _cut_torn_line(fd: int, data: bytes) -> None:
+    """Cut off a torn last line (a crash mid-append) so that our appends start a line; only ever done to a spool
+    that parsed, never to a file that is not one."""
     end = data.rfind(b"\n") + 1
     if end < len(data):
         os.ftruncate(fd, end)
-        data = data[:end]
-    return data
 
 
 def _send_pending(fd: int, state: SpoolState, uri: str | None, result: ReplayResult) -> None:
     from mlflow import MlflowClient
 
     target = uri or state.header["tracking_uri"]
+    if urllib.parse.urlparse(target).scheme.lower() in ("http", "https"):
+        try:
+            open_for_reading(target, what="tracking server")  # a silent server: kept in seconds, not minutes
+        except UsageError as exc:
+            result.kept[state.path] = str(exc)
+            return
     sender = RunSender(MlflowClient(target), state.header, state.run_id, state.path.parent)
     for index, rec in enumerate(state.pending):
         try:
             count = sender.send(rec, check_existing=index == 0)
         except Exception as exc:
-            if (is_transient(exc) or is_run_missing(exc) or isinstance(exc, UsageError)
-                    or rec["kind"] in ("start", "reopen")):
-                if is_run_missing(exc):
-                    result.kept[state.path] = (f"run {sender.run_id} does not exist at {redact_uri(target)}; replay "
-                                               "with --tracking-uri set to the server it was logged to")
-                else:
-                    result.kept[state.path] = f"{redact_uri(target)}: {error_line(exc)}"
-                break
-            result.rejected.append(f"{state.path.name} record {rec['seq']} ({rec['kind']}): {error_line(exc)}")
-            count = 0
-        else:
-            result.records[rec["kind"]] += 1
-            result.items[_item_name(rec["kind"])] += count
+            # Nothing is acknowledged that the server did not take: the spool stays, from this record on.
+            if is_run_missing(exc):
+                result.kept[state.path] = (f"run {sender.run_id} does not exist at {redact_uri(target)}; replay "
+                                           "with --tracking-uri set to the server it was logged to")
+            elif is_transient(exc) or isinstance(exc, UsageError):
+                result.kept[state.path] = f"{redact_uri(target)}: {error_line(exc)}"
+            else:
+                result.kept[state.path] = (f"record {rec['seq']} ({rec['kind']}) not taken by {redact_uri(target)}: "
+                                           f"{error_line(exc)}")
+            break
+        result.records[rec["kind"]] += 1
+        result.items[_item_name(rec["kind"])] += count
         if rec["kind"] == "start":
             os.write(fd, dump_line({"kind": "run_id", "run_id": sender.run_id}))
         os.write(fd, dump_line({"kind": "ack", "upto": rec["seq"]}))

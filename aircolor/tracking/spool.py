@@ -161,10 +161,7 @@ def parse_spool(path: Path, data: bytes) -> SpoolState:
     for number, raw in enumerate(complete, 1):
         if not raw.strip():
             continue
-        try:
-            rec = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SpoolError(f"{path} line {number}: not JSON ({exc.msg})") from None
+        rec = _record(path, number, raw)
         kind = rec.get("kind")
         if kind == "header":
             if rec.get("version") != VERSION:
@@ -172,17 +169,40 @@ def parse_spool(path: Path, data: bytes) -> SpoolState:
             header = rec
             run_id = rec.get("run_id") or run_id
         elif kind == "run_id":
-            run_id = rec["run_id"]
+            run_id = _field(path, number, rec, "run_id", str)
         elif kind == "ack":
-            acked = max(acked, int(rec["upto"]))
+            acked = max(acked, _field(path, number, rec, "upto", int))
         elif "seq" in rec:
+            _field(path, number, rec, "seq", int)
             records.append(rec)
         else:
             raise SpoolError(f"{path} line {number}: unknown record kind {kind!r}")
     if header is None:
         raise SpoolError(f"{path}: no header line; not an aircolor tracking spool")
+    if not isinstance(header.get("tracking_uri"), str):
+        raise SpoolError(f"{path}: its header names no tracking URI; not an aircolor tracking spool")
     pending = sorted((r for r in records if r["seq"] > acked), key=lambda r: r["seq"])
     return SpoolState(path=path, header=header, run_id=run_id, acked=acked, pending=pending)
+
+
+def _record(path: Path, number: int, raw: bytes) -> Record:
+    """One line of a spool as a JSON object, or a SpoolError naming the line."""
+    try:
+        rec = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SpoolError(f"{path} line {number}: not JSON ({exc.msg})") from None
+    except ValueError:  # bytes that are not UTF-8 text
+        raise SpoolError(f"{path} line {number}: not text (a binary file?)") from None
+    if not isinstance(rec, dict):
+        raise SpoolError(f"{path} line {number}: a JSON {type(rec).__name__}, not a record")
+    return rec
+
+
+def _field(path: Path, number: int, rec: Record, name: str, kind: type) -> Any:
+    value = rec.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise SpoolError(f"{path} line {number}: {rec.get('kind')!r} record has no {kind.__name__} {name!r}")
+    return value
 
 
 def find_spools(spool_dir: Path) -> list[Path]:

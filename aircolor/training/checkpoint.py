@@ -49,8 +49,31 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     return atomic_write(Path(path), lambda fh: torch.save({"format": FORMAT, **state}, fh))
 
 
+def load_tensors(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, so a crafted pickle fails
+    instead of running its code. Every failure is a ``ValueError`` saying in a few words what the file is."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the unpickler's own errors are long and vary with the torch version
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        if zipfile.is_zipfile(path) or head[:1] == b"\x80":
+            reason = ("is a pickle that holds Python objects besides tensors, which aircolor never unpickles "
+                      "(they could run code)" if "Weights only load failed" in str(exc) else
+                      f"is a damaged PyTorch file ({exc.__class__.__name__})")
+        else:
+            reason = "is not a PyTorch file at all"
+        raise ValueError(reason) from None
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if state.get("format") != FORMAT:
-        raise ValueError(f"{path}: unknown checkpoint format {state.get('format')!r}")
+    state = load_tensors(path)
+    if not isinstance(state, dict) or "format" not in state:
+        kind = f"a {type(state).__name__}" + (f" of {len(state)} entries" if hasattr(state, "__len__") else "")
+        raise ValueError(f"holds {kind} without aircolor's 'format' entry, so aircolor did not write it")
+    if state["format"] != FORMAT:
+        raise ValueError(f"was written in checkpoint format {state['format']!r}; this aircolor reads {FORMAT!r}")
     return state

@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
+
+from aircolor.training.progress import NullProgress
 
 
 @dataclass
@@ -29,6 +31,8 @@ class RunContext:
     # When the run (or the sweep trial that runs it) started: the loop logs ``startup_s``, the time from here to
     # the end of the first training iteration (process, data and model set-up; Ray start-up for a trial).
     started: float = field(default_factory=time.time)
+    # What the loop shows on rank 0 while it trains (aircolor.training.progress): nothing unless asked for.
+    progress: Any = field(default_factory=NullProgress)
 
     @property
     def is_main(self) -> bool:

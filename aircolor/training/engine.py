@@ -145,11 +145,20 @@ def absolute_paths(cfg: RunConfig) -> RunConfig:
 
 def preflight(cfg: RunConfig) -> None:
     """Check what a run needs before anything starts, so bad input is one clear line on the driver rather than a
-    traceback from a remote worker: the dataset splits, the Inception weights file, the device."""
+    traceback from a remote worker: the output folder, the dataset splits (and that the training split fills a
+    batch on every worker), the Inception weights file, the device. Nothing is written before it passes."""
     from aircolor.data.datasets import build_dataset, list_images
+    from aircolor.errors import UsageError
     from aircolor.metrics.weights import resolve_weights
+    from aircolor.utils import check_output_folder
 
-    build_dataset(cfg.data, "train", seed=cfg.train.seed)
+    check_output_folder(Path(cfg.train.output_dir), "train.output_dir")
+    train_set = build_dataset(cfg.data, "train", seed=cfg.train.seed)
+    batch = int(cfg.train.batch_size or 1)
+    workers = int(cfg.train.workers or 1) if cfg.train.backend == "ray" else 1
+    if len(train_set) < batch * workers:
+        raise UsageError(f"the training split has {len(train_set)} images, fewer than train.batch_size ({batch}) x "
+                         f"workers ({workers}); prepare more data or lower train.batch_size")
     list_images(Path(cfg.data.root) / "aligned" / "val")
     if cfg.metrics.fid or cfg.metrics.isc or cfg.metrics.kid:
         resolve_weights(cfg.metrics.inception_weights)
@@ -169,8 +178,12 @@ def _finished_result(run_dir: Path) -> Result | None:
     return Result(**state["result"])
 
 
-def run(cfg: RunConfig, *, tracking_uri: str | None = None, address: str | None = None) -> Result:
-    """Train one run of ``cfg``: in this process, or with Ray Train when ``train.backend`` is ``ray``."""
+def run(cfg: RunConfig, *, tracking_uri: str | None = None, address: str | None = None,
+        progress: Any = None) -> Result:
+    """Train one run of ``cfg``: in this process, or with Ray Train when ``train.backend`` is ``ray``.
+
+    ``progress``: what an in-process run shows while it trains (:mod:`aircolor.training.progress`); a Ray Train
+    job's workers print to their own logs."""
     cfg = absolute_paths(cfg)
     preflight(cfg)
     if tracking_uri is None and cfg.tracking.enabled:
@@ -181,4 +194,7 @@ def run(cfg: RunConfig, *, tracking_uri: str | None = None, address: str | None 
         from aircolor.training.ray_backend import run_on_ray
 
         return run_on_ray(cfg, address=address, tracking_uri=tracking_uri)
-    return open_run(cfg, RunContext(device=resolve_device(cfg)), tracking_uri=tracking_uri)
+    ctx = RunContext(device=resolve_device(cfg))
+    if progress is not None:
+        ctx.progress = progress
+    return open_run(cfg, ctx, tracking_uri=tracking_uri)

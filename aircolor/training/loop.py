@@ -35,6 +35,7 @@ from aircolor.models.base import GANModel
 from aircolor.training.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from aircolor.training.context import RunContext
 from aircolor.training.plots import loss_curve_png
+from aircolor.training.progress import NullProgress
 from aircolor.utils import atomic_write_text
 
 
@@ -177,7 +178,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def resume(self, path: Path) -> str | None:
-        state = load_checkpoint(path)
+        try:
+            state = load_checkpoint(path)
+        except (ValueError, OSError) as exc:
+            raise UsageError(f"cannot resume from {path}: the file {exc}; move it away to start over, or set "
+                             f"train.resume=false") from None
         self.model.load_training_state(state["model"])
         self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
         self.history = {k: [(int(s), float(v)) for s, v in pts] for k, pts in state.get("history", {}).items()}
@@ -214,9 +219,12 @@ class Trainer:
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(self.epoch)
         window = LossWindow()
+        progress = ctx.progress if ctx.is_main else NullProgress()
+        progress.start_epoch(self.epoch, total_epochs(cfg), len(self.sampler) // self.batch_size)
         for batch in self.batches():
             window.add(self.model.train_step(batch, sync=False))
             self.iteration += 1
+            progress.step()
             if not self.startup_logged:
                 self.log_startup()
             if self.iteration % cfg.tracking.log_every == 0:
@@ -224,6 +232,7 @@ class Trainer:
         self.log_losses(window.flush())
         self.model.end_epoch()
         self.epoch += 1
+        progress.end_epoch(self.epoch, total_epochs(cfg))
         if ctx.is_main:
             self.tracker.log_metrics({**self.model.learning_rates(), "epoch": float(self.epoch),
                                       "iteration": float(self.iteration)}, step=self.epoch)
@@ -247,6 +256,7 @@ class Trainer:
         for k, v in means.items():
             self.history.setdefault(k, []).append((self.iteration, v))
         if self.ctx.is_main:
+            self.ctx.progress.losses(means)
             self.tracker.log_metrics({f"loss.{k}": v for k, v in means.items()}, step=self.iteration)
 
 
@@ -267,6 +277,8 @@ def train_loop(cfg: RunConfig, ctx: RunContext, *, run_dir: Path, tracker: Any, 
     if ctx.is_main:
         atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
         if trainer.epoch == 0:
+            ctx.progress.note("scoring the baselines (gray copy, constant tint, tint by lightness) on the "
+                              "validation split")
             trainer.baseline = evaluator.baseline(tracker)
     try:
         while trainer.epoch < last:
@@ -277,6 +289,7 @@ def train_loop(cfg: RunConfig, ctx: RunContext, *, run_dir: Path, tracker: Any, 
             if _due(trainer.epoch, cfg.metrics.eval_every, last) and ctx.is_main:
                 metrics = evaluator.evaluate(trainer.model, trainer.epoch, tracker)
                 trainer.last_metrics = metrics
+                ctx.progress.evaluated(trainer.epoch, metrics, trainer.baseline)
             ckpt_due = _due(trainer.epoch, cfg.train.checkpoint_every, last)
             ckpt = trainer.save() if ckpt_due and ctx.is_main else None
             ctx.barrier()
@@ -292,6 +305,8 @@ def train_loop(cfg: RunConfig, ctx: RunContext, *, run_dir: Path, tracker: Any, 
                         raise
     except Diverged as exc:
         status, reason = "FAILED", str(exc)
+    finally:
+        ctx.progress.close()
     generator, test = None, {}
     if ctx.is_main:
         if status == "FINISHED":  # the held-out split, once: logged to MLflow, never reported to Tune

@@ -9,6 +9,7 @@ from the last one and Ray Tune can early-stop on the reported metrics.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -71,6 +72,14 @@ def build_torch_trainer(cfg: RunConfig, *, tracking_uri: str | None, name: str, 
                                 failure_config=FailureConfig(max_failures=max_failures)))
 
 
+def cluster_address(address: str | None) -> str | None:
+    """``address``, else ``$RAY_ADDRESS``, else None (a local Ray). A set but empty ``RAY_ADDRESS`` counts as
+    unset: it is removed, because Ray reads the variable itself and fails on "" with "Invalid address format"."""
+    if not os.environ.get("RAY_ADDRESS", "x").strip():
+        del os.environ["RAY_ADDRESS"]
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
 def run_on_ray(cfg: RunConfig, *, address: str | None = None, tracking_uri: str | None = None) -> Any:
     """Fit ``cfg`` with Ray Train on the cluster at ``address`` (None: a local Ray started here)."""
     import ray
@@ -79,7 +88,7 @@ def run_on_ray(cfg: RunConfig, *, address: str | None = None, tracking_uri: str 
     from aircolor.training.loop import Result
 
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+        ray.init(address=cluster_address(address), include_dashboard=False, log_to_driver=True)
     run_dir = run_dir_for(cfg)
     storage = str((Path(cfg.train.output_dir) / "ray").resolve())
     trainer = build_torch_trainer(cfg, tracking_uri=tracking_uri, name=run_dir.name, storage_path=storage)

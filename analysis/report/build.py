@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,13 +46,18 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-def _prepare_out(out_dir: Path) -> Path:
-    """A fresh staging folder beside ``out_dir``; refuses to replace a folder that is not an aircolor report."""
+def _check_out(out_dir: Path) -> Path:
+    """``out_dir`` resolved; refuses a file, or a folder that is not an aircolor report. Nothing is created."""
     out_dir = out_dir.expanduser().resolve()
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file; pass a folder for the report")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
         raise UsageError(f"--out {out_dir} exists and is not an aircolor report; choose a new folder or empty it")
+    return out_dir
+
+
+def _prepare_out(out_dir: Path) -> Path:
+    """A fresh staging folder beside ``out_dir`` (its parents created now, once the input was checked)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
 
@@ -93,31 +100,65 @@ def make_context(study: Study, opts: ReportOptions, figs: Path) -> Context:
 
 def build_report(experiments: list[str], tracking_uri: str, out_dir: Path,
                  options: ReportOptions | None = None) -> Report:
-    """Load the experiments' runs and write the report folder (see the module docstring)."""
+    """Load the experiments' runs and write the report folder (see the module docstring).
+
+    Every check of the input comes before the first line on stderr and before anything is written, so a bad
+    input is one error line and leaves nothing behind."""
     opts = options or ReportOptions()
-    if opts.metric not in stats.METRICS:
+    if opts.metric is not None and opts.metric not in stats.METRICS:
         raise UsageError(f"--metric {opts.metric!r} is not a metric of the study; use one of "
                          f"{', '.join(stats.METRICS)}")
-    stage = _prepare_out(Path(out_dir))
+    final = _check_out(Path(out_dir))
+    chosen: dict[str, str] = {}
+
+    def vet(trials: pd.DataFrame, sweeps: list[dict[str, Any]]) -> None:
+        metric, reason = _primary_metric(sweeps, opts.metric)
+        _check_primary(stats.add_derived_columns(trials), metric, reason)
+        chosen.update(metric=metric, reason=reason)
+        from aircolor.tracking.uri import redact_uri
+
+        say(f"reading {len(trials)} trial runs of {', '.join(experiments)} from {redact_uri(tracking_uri)}; "
+            f"ranking by {metric}, {reason} ...")
+
+    study = load_study(experiments, tracking_uri, before_history=vet)
+    study.trials = stats.add_derived_columns(study.trials)
+    opts = dataclasses.replace(opts, metric=chosen["metric"], metric_reason=chosen["reason"])
+    stage = _prepare_out(final)
     try:
-        study = load_study(experiments, tracking_uri)
-        study.trials = stats.add_derived_columns(study.trials)
-        report = _write(study, opts, stage, Path(out_dir))
-        _swap_in(stage, Path(out_dir))
+        report = _write(study, opts, stage, final)
+        _swap_in(stage, final)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    final = Path(out_dir).expanduser().resolve()
     report.out_dir, report.index, report.markdown = final, final / "index.html", final / "report.md"
     return report
 
 
-def _check_primary(t: pd.DataFrame, primary: str) -> None:
+def say(text: str) -> None:
+    """One stage line on stderr (stdout carries the report's paths)."""
+    print(f"report: {text}", file=sys.stderr, flush=True)
+
+
+def _primary_metric(sweeps: list[dict[str, Any]], asked: str | None) -> tuple[str, str]:
+    """(metric, why): ``--metric`` if given, else the metric the sweep itself optimised (so that the report and
+    ``sweep promote`` name the same best), else fid."""
+    if asked is not None:
+        return asked, "as asked (--metric)"
+    keys = {sw["params"].get("sweep.metric") for sw in sweeps} - {None}
+    names = [name for name, spec in stats.METRICS.items() if spec.key in keys]
+    if len(keys) == 1 and names:
+        return names[0], "the metric the sweep optimised (its parent run's sweep.metric, as sweep promote uses)"
+    why = "the sweeps optimised different metrics" if len(keys) > 1 else "no sweep parent run names a metric"
+    return "fid", f"the default ({why}; choose with --metric)"
+
+
+def _check_primary(t: pd.DataFrame, primary: str, reason: str) -> None:
     spec = stats.METRICS[primary]
     if not any(spec.key_on(split) in t and t[spec.key_on(split)].notna().any() for split in stats.SPLITS):
         have = available_metrics(t)
-        raise UsageError(f"no trial logged {spec.key} (--metric {primary}); the runs have "
-                         f"{', '.join(have) or 'no validation metrics yet'}")
+        raise UsageError(f"no trial logged {spec.key} yet (ranking by {primary}, {reason}); the runs have "
+                         f"{', '.join(have) or 'no validation metrics yet'}; wait for a trial's first evaluation "
+                         f"or choose another --metric")
 
 
 def _sections(ctx: Context, diag: pd.DataFrame) -> tuple[list, dict[str, Any]]:
@@ -139,10 +180,12 @@ def _write(study: Study, opts: ReportOptions, stage: Path, out_dir: Path) -> Rep
     figs = stage / "figures"
     figs.mkdir()
     t = study.trials
-    _check_primary(t, opts.metric)
+    say(f"statistics ({opts.n_boot:,} bootstrap resamples per configuration) ...")
     ctx = make_context(study, opts, figs)
     diag = diagnostics_table(study)
+    say("figures, factor effects and the sample grid ...")
     sections, found = _sections(ctx, diag)
+    say("writing index.html, report.md and the tables ...")
     banners = [NONSTANDARD] if study.nonstandard_weights else []
     if ctx.split == "val":
         banners.append("No test-split scores (test.*): every table ranks on VALIDATION, the split selection used "

@@ -22,7 +22,8 @@ NONSTANDARD = ("FID, IS and KID were computed with NON-STANDARD Inception weight
 
 @dataclass
 class ReportOptions:
-    metric: str = "fid"
+    metric: str | None = None   # None: the sweep's own metric (its parent run's sweep.metric), else fid
+    metric_reason: str = ""      # why the report ranks by ``metric`` (filled in by build_report)
     top_k: int = 3
     n_boot: int = 10_000
     seed: int = 0

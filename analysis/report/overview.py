@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from analysis import stats
@@ -31,7 +33,8 @@ def overview_section(ctx: Context) -> tuple[Section, stats.Gain | None]:
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     sec.text(f"{len(t)} trials in {t['config'].nunique()} configurations ({summary}) from MLflow experiment(s) "
              f"{', '.join(study.experiments)}. Primary metric: {ctx.label(primary)} "
-             f"({'lower' if stats.METRICS[primary].mode == 'min' else 'higher'} is better), final value.")
+             f"({'lower' if stats.METRICS[primary].mode == 'min' else 'higher'} is better), final value"
+             + (f"; ranked by {primary}, {ctx.opts.metric_reason}." if ctx.opts.metric_reason else "."))
     _split_text(ctx, sec)
     text, gain = headline(ctx)
     if text:
@@ -60,6 +63,16 @@ def _seed_notes(t: pd.DataFrame, sec: Section) -> None:
                    "confidence intervals); run the space with `seeds: 3` or more to tell configurations apart.")
 
 
+def _trial_plan(p: dict[str, Any], runs: pd.DataFrame) -> str:
+    """What actually ran: a grid runs every combination x seeds (``--num-samples`` plays no part in it); Optuna
+    draws ``--num-samples`` trials."""
+    ran = f"{len(runs)} trial run{'s' if len(runs) != 1 else ''}"
+    if p.get("sweep.search") == "grid":
+        seeds = p.get("sweep.seeds", "-")
+        return f"grid: {runs['config'].nunique()} combination(s) x {seeds} seed(s); {ran}"
+    return f"{p.get('sweep.num_samples', '-')} Optuna samples (--num-samples); {ran}"
+
+
 def sweep_section(study: Study) -> Section:
     sec = Section("Sweep", "sweep")
     t = study.trials
@@ -72,7 +85,7 @@ def sweep_section(study: Study) -> Section:
                 ("metric", f"{p.get('sweep.metric', '-')} ({p.get('sweep.mode', '-')})"),
                 ("scheduler", f"{p.get('sweep.scheduler', '-')} (grace period {p.get('sweep.grace_period', '-')}, "
                               f"reduction factor {p.get('sweep.reduction_factor', '-')})"),
-                ("samples / seeds", f"{p.get('sweep.num_samples', '-')} / {p.get('sweep.seeds', '-')}"),
+                ("trials", _trial_plan(p, t[t["experiment"] == sw["experiment"]])),
                 ("smoke sizes", p.get("sweep.smoke", "-")), ("retries", p.get("sweep.max_failures", "-")),
                 ("resources per trial", ", ".join(f"{k.split('.')[-1]}={v}" for k, v in p.items()
                                                   if k.startswith("sweep.resources.")) or "-"),

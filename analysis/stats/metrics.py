@@ -2,51 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Literal
+from collections.abc import Iterable
 
 import pandas as pd
+
+from aircolor.metrics.names import METRICS, MetricSpec  # noqa: F401 (the study's one vocabulary, re-exported)
 
 OUTCOMES = ("completed", "stopped early", "failed", "running")
 FACTOR_PREFIX = "factor."
 #: Where a metric is logged: the validation split (selection) and the test split (held out, scored once).
 SPLITS = ("val", "test")
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One metric of the study: its MLflow key, a display label, and which direction is better."""
-
-    key: str
-    label: str
-    mode: Literal["min", "max"]
-
-    @property
-    def name(self) -> str:
-        """The key without its split: ``val.kid_mean`` -> ``kid_mean``."""
-        return self.key.split(".", 1)[1]
-
-    def key_on(self, prefix: str) -> str:
-        """The key under another prefix: ``"test"`` -> ``test.fid``, ``"prior_tint.test"`` ->
-        ``prior_tint.test.fid``, ``"raw.val"`` -> ``raw.val.fid``."""
-        return f"{prefix}.{self.name}"
-
-    def better(self, a: float, b: float) -> bool:
-        """Whether ``a`` is strictly better than ``b`` in this metric's direction (False when either is NaN)."""
-        return bool(a < b) if self.mode == "min" else bool(a > b)
-
-
-METRICS: Mapping[str, MetricSpec] = MappingProxyType({
-    "fid": MetricSpec("val.fid", "FID", "min"),
-    "kid": MetricSpec("val.kid_mean", "KID", "min"),
-    "is": MetricSpec("val.is_mean", "Inception Score", "max"),
-    "psnr": MetricSpec("val.psnr", "PSNR (dB)", "max"),
-    "ssim": MetricSpec("val.ssim", "SSIM", "max"),
-    "delta_e2000": MetricSpec("val.delta_e2000", "CIEDE2000 colour error", "min"),
-    "colorfulness_gap": MetricSpec("val.colorfulness_gap", "|colourfulness - real colourfulness|", "min"),
-})
 
 
 def _metric(name: str) -> MetricSpec:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import secrets
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aircolor.errors import UsageError
 
@@ -22,7 +24,8 @@ from aircolor.data.tiles.templates import parse_template
 # --------------------------------------------------------------------------------------------------
 
 _EPILOG = """\
-example (zoom 15-16 color orthophotos of southern Osaka from GSI's seamlessphoto layer):
+example:
+  # zoom 15-16 color orthophotos of southern Osaka from GSI's seamlessphoto layer
   aircolor data fetch-tiles \\
       --url 'https://cyberjapandata.gsi.go.jp/xyz/seamlessphoto/{z}/{x}/{y}.jpg' \\
       --bbox 135.50,34.59,135.53,34.61 --zoom 15-16 --out data/tiles/osaka --rate 5
@@ -77,6 +80,9 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                    help="WMTS TileMatrix identifier for a zoom, e.g. 'EPSG:3857:{z}' (default: '{z}')")
     p.add_argument("--dry-run", action="store_true", help="only print how many tiles per zoom would be fetched")
     p.set_defaults(func=_cli_fetch)
+    # A bbox west of Greenwich or south of the equator starts with '-' ("--bbox -74.1,40.6,-73.9,40.8"): let it
+    # be a value, as argparse already does for a single negative number, rather than "expected one argument".
+    p._negative_number_matcher = re.compile(r"^-\.?\d[\d.,\-]*$")
     return p
 
 
@@ -96,6 +102,18 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-tiles: {args.max_tiles} is negative; use 0 for no limit")
 
 
+def _check_request_parts(url: str, user_agent: str | None) -> None:
+    """What would only fail at the first request: a malformed host or port, a header with a line break."""
+    try:
+        urlsplit(url).port
+    except ValueError as err:
+        raise UsageError(f"--url: {url!r} has a malformed host or port ({err}); "
+                         "e.g. --url 'https://tiles.example.org:8080/{z}/{x}/{y}.jpg'") from None
+    if user_agent is not None and (not user_agent.strip() or any(ord(c) < 32 or ord(c) == 127 for c in user_agent)):
+        raise UsageError(f"--user-agent {user_agent!r}: must be one line of printable text, e.g. "
+                         "--user-agent 'my-project/1.0 (me@example.org)'")
+
+
 def _check_out_dir(out: Path) -> None:
     """Make sure we can write into ``--out`` before spending a single request."""
     if out.exists() and not out.is_dir():
@@ -111,6 +129,7 @@ def _check_out_dir(out: Path) -> None:
 
 def _cli_fetch(args: argparse.Namespace) -> int:
     """Run ``aircolor data fetch-tiles``: validate every input, then fetch and print the summary."""
+    _check_request_parts(args.url, args.user_agent)
     template = parse_template(args.url, matrix_id=args.matrix_id)
     bbox = parse_bbox(args.bbox)
     zooms = parse_zooms(args.zoom)
