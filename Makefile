@@ -55,12 +55,16 @@ demo: install
 	@echo "demo: the winner's colorized historical photos: $(abspath $(DEMO))/colorized/$(SWEEP)/"
 	@echo "demo: the sweep's comparison report: $(abspath $(DEMO))/reports/$(SWEEP)/index.html"
 
-# Headless Chromium (Debian's package) for the browser checks of the MLflow UI and the report.
+# Headless Chromium (Debian's package) for the browser checks of the MLflow UI and the report, and PostgreSQL
+# (initdb, pg_ctl: the tests start a throwaway server as a tracking store) when they are missing.
+PG_FOUND = command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	{ $(PG_FOUND); } || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
-		else echo "note: install chromium (e.g. sudo apt-get install chromium) for the browser tests"; fi; }
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+		else echo "note: install$$missing (e.g. sudo apt-get install$$missing) for the browser and PostgreSQL tests"; fi; fi
 
 test: install system-deps
 	$(BIN)/python -m pytest

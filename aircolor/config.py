@@ -173,6 +173,8 @@ class TrackingConfig:
     log_every: int = _f(100, "iterations between loss logs", ge=1)
     sample_images: int = _f(8, "sample images logged per evaluation", ge=0)
     log_model: bool = _f(True, "log the final generator as an MLflow model")
+    end_wait_s: float = _f(60.0, "seconds a run that ends while the tracking server is down waits for it before it "
+                                 "leaves its records in the spool (a sweep replays them when it ends)", ge=0)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ def render(records: list[dict[str, Any]], *, env: dict[str, Any], quick: bool, r
                   ""]
         lines += _table(["family", "loop", "px", "ngf", "batch", "fast paths", "img/s", "data", "forward", "backward",
                          "optimizer", "peak MiB"], rows)
+    lines += _tracking(records)
     for section in ("evaluation", "data", "colorize", "sweep", "packing"):
         part = [r for r in records if r["section"] == section]
         if not part:
@@ -75,3 +76,23 @@ def render(records: list[dict[str, Any]], *, env: dict[str, Any], quick: bool, r
             rows.append([r["case"], config[:120], metrics])
         lines += [f"**{section.capitalize()}**:", ""] + _table(["case", "config", "result"], rows)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _tracking(records: list[dict[str, Any]]) -> list[str]:
+    """The tracking load table: one row per backend and writer count."""
+    part = [r for r in records if r["section"] == "tracking"]
+    if not part:
+        return []
+    rows = []
+    for r in part:
+        c, m = r.get("config", {}), r.get("metrics", {})
+        if "error" in r:
+            rows.append([r["case"], "", "", "", "", "", "", r["error"][:100]])
+            continue
+        rows.append([c.get("backend", ""), str(c.get("writers", "")), f"{int(m['values_in_mlflow'])}",
+                     _num(m.get("values_per_s")), _num(m.get("log_p50_ms")), _num(m.get("log_p99_ms")),
+                     _num(m.get("outage_s")), f"{int(m['values_lost'])} lost, {int(m['records_left_in_spools'])} "
+                     f"left in spools"])
+    head = ["store", "writers", "values", "values/s", "log p50 ms", "log p99 ms", "outage s", "after the runs"]
+    return ["**Tracking under load** (trial-like writers through a real `mlflow server`, killed with SIGKILL and "
+            "restarted once mid-run):", ""] + _table(head, rows)

@@ -4,6 +4,11 @@ The trials log everything themselves (their child runs are the training engine's
 recorded here: the best trial so far on the sweep's parent run, and how each trial ended in Tune. A trial that
 ASHA stops is killed mid-run, so its child run is closed here as KILLED with ``stopped_early=true``; a trial that
 failed for good is closed as FAILED with its error.
+
+While the tracking server is down, these records wait in memory (each MLflow call is given 10 s and no retries,
+so a dead server never stalls Tune's event loop) and the driver sends them at the end with :meth:`send_pending`,
+after it replayed the trials' spools: a trial that ended during the outage has its run only in its spool until
+then, and closing it earlier would create a second run.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class MlflowSweepCallback(Callback):
         self.parent_run_id, self.metric_key, self.mode = parent_run_id, metric_key, mode
         self.best: tuple[float, str] | None = None
         self.results = 0
+        self.pending: list[tuple[str, Any]] = []  # (what, record) waiting for the server
 
     # ------------------------------------------------------------------ helpers
     def _name(self, trial: Any) -> str:
@@ -49,11 +55,47 @@ class MlflowSweepCallback(Callback):
         return found[0] if found else None
 
     def _safely(self, what: str, fn: Any) -> None:
+        from aircolor.tracking.sender import is_transient, short_http
+
+        if self.pending:  # the server was down: keep the order, send everything at the end
+            self.pending.append((what, fn))
+            return
         try:
-            fn()
+            with short_http.apply(10, 0):
+                fn()
         except Exception as exc:  # MLflow trouble must never stop a sweep; say so instead
+            if is_transient(exc):
+                self.pending.append((what, fn))
+                print(f"aircolor sweep: the tracking server does not answer ({exc.__class__.__name__}); the sweep's "
+                      "own records wait and are sent when the sweep ends", flush=True)
+                return
             warnings.warn(f"aircolor sweep: could not record {what} in MLflow ({exc.__class__.__name__}: {exc})",
                           stacklevel=2)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "pending": []}  # records are closures over clients: never checkpointed
+
+    def send_pending(self, wait_s: float = 60.0) -> int:
+        """Send the records that waited for the server, in order, trying for up to ``wait_s``; returns how many
+        could not be sent (each is named in a warning)."""
+        from aircolor.tracking.sender import is_transient, short_http
+
+        deadline = time.monotonic() + wait_s
+        lost = 0
+        while self.pending:
+            what, fn = self.pending[0]
+            try:
+                with short_http.apply(10, 0):
+                    fn()
+            except Exception as exc:
+                if is_transient(exc) and time.monotonic() < deadline:
+                    time.sleep(1.0)
+                    continue
+                lost += 1
+                warnings.warn(f"aircolor sweep: could not record {what} in MLflow ({exc.__class__.__name__}: {exc})",
+                              stacklevel=2)
+            self.pending.pop(0)
+        return lost
 
     # ------------------------------------------------------------------ Tune hooks
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
@@ -68,10 +110,11 @@ class MlflowSweepCallback(Callback):
         self.best = (value, trial.trial_id)
         name = self._name(trial)
 
+        stamp, step = int(time.time() * 1000), self.results  # as of now, even if it is sent later
+
         def record() -> None:
             client = self._client()
-            client.log_metric(self.parent_run_id, f"best.{self.metric_key}", value,
-                              timestamp=int(time.time() * 1000), step=self.results)
+            client.log_metric(self.parent_run_id, f"best.{self.metric_key}", value, timestamp=stamp, step=step)
             client.set_tag(self.parent_run_id, "best_trial", trial.trial_id)
             client.set_tag(self.parent_run_id, "best_trial_name", name)
 

@@ -95,7 +95,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from sweeps.driver import sweep_status
+    from sweeps.status import sweep_status
 
     status = sweep_status(args.name, storage=args.storage)
     if args.json:
@@ -111,6 +111,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"  {str(row['trial'])[:40]:40s} {row['status']:12s} {str(row.get('epoch') or '-'):>5s} {shown}")
     if status["best"]:
         print(f"  best so far: {status['best']['trial']} ({key} = {status['best'][key]:.4f})")
+    unsent = status["unsent"]
+    if unsent["spools"]:
+        print(f"  tracking: {unsent['records']} record(s) not yet in MLflow, in {len(unsent['spools'])} spool "
+              f"file(s) under {status['folder']}; 'aircolor sweep resume {status['name']}' or "
+              f"'aircolor tracking replay {status['folder']}' sends them")
+    else:
+        print("  tracking: every record is in MLflow (no spool left)")
     return 0
 
 

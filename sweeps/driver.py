@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,10 +227,15 @@ def _trials_of(grid: Any) -> list[dict[str, Any]]:
 
 
 def _fit(tuner: Any, state: SweepState) -> SweepResult:
+    from sweeps.status import replay_leftovers
+
     grid = tuner.fit()
     trials = _trials_of(grid)
     state.status = "FINISHED"
     state.save()
+    replay_leftovers(state)  # what trials could not send while the server was down goes now, then the driver's own
+    for callback in _callbacks_of(tuner):
+        callback.send_pending()
     result = SweepResult(state, trials)
     try:
         _finish_parent(state, result)
@@ -242,10 +245,22 @@ def _fit(tuner: Any, state: SweepState) -> SweepResult:
     return result
 
 
+def _callbacks_of(tuner: Any) -> list[Any]:
+    """The sweep's MLflow callbacks as the tuner runs them (a restored tuner unpickled its own copies)."""
+    from sweeps.callbacks import MlflowSweepCallback
+
+    try:
+        callbacks = tuner._local_tuner.get_run_config().callbacks or []
+    except Exception:  # a Ray whose Tuner internals moved: the records that waited are named in the warnings
+        return []
+    return [c for c in callbacks if isinstance(c, MlflowSweepCallback)]
+
+
 def _tuner(state: SweepState, space: Any, *, restore: bool) -> Any:
     import ray
     from ray import tune
 
+    from aircolor.tracking.uri import credential_env
     from sweeps.callbacks import MlflowSweepCallback
     from sweeps.trial import make_trainable, trial_config
 
@@ -255,7 +270,7 @@ def _tuner(state: SweepState, space: Any, *, restore: bool) -> Any:
                                experiment=state.experiment, tracking_uri=state.tracking_uri,
                                parent_run_id=state.parent_run_id, smoke=o.smoke, overrides=o.overrides,
                                workers=o.workers_per_trial, cpus_per_trial=o.cpus_per_trial, gpus_per_trial=gpus,
-                               sweep_name=state.name, fault_injection=os.environ.get("AIRCOLOR_FAULT_INJECTION"))
+                               sweep_name=state.name, tracking_env=credential_env())
     trainable = tune.with_resources(trainable, request)
     tune_dir = str(state.folder / "tune")
     if restore:
@@ -326,7 +341,10 @@ def run_sweep(space_path: str, options: SweepOptions, *, name: str | None = None
     state = SweepState(name=name, storage=storage, space_path=str(space_path), space_sha256=space.sha256,
                        space_text=text, options=options, experiment=name, tracking_uri=uri, created=time.time())
     ray = _init_ray(address)
-    request, gpus, max_concurrent = _resources(ray, options)  # the last check: nothing is written before it
+    request, gpus, max_concurrent = _resources(ray, options)
+    from sweeps.reach import trial_tracking_uri
+
+    state.tracking_uri = trial_tracking_uri(uri, ray)  # the last check: nothing is written before it
     state.folder.mkdir(parents=True, exist_ok=True)
     (state.folder / "search_space.yaml").write_text(text)
     _warm_real_statistics(space, options)
@@ -346,48 +364,13 @@ def resume_sweep(name: str, *, address: str | None = None, storage: str = DEFAUL
 
     storage = str(Path(storage).expanduser().resolve()) if "://" not in storage else storage
     state = SweepState.load(storage, name)
+    from sweeps.reach import trial_tracking_uri
+    from sweeps.status import replay_leftovers
+
     space = load_space(state.folder / "search_space.yaml")
-    _init_ray(address)
+    ray = _init_ray(address)
+    state.tracking_uri = trial_tracking_uri(state.tracking_uri, ray)
+    replay_leftovers(state)  # spools of the trials the stopped driver left behind
     state.status = "RUNNING"
     state.save()
     return _fit(_tuner(state, space, restore=True), state)
-
-
-def sweep_status(name: str, *, storage: str = DEFAULT_STORAGE) -> dict[str, Any]:
-    """Each trial's name, state, latest metric and the best so far, read from the Tune experiment state."""
-    from ray.tune import ExperimentAnalysis
-
-    state = SweepState.load(Path(storage).expanduser().resolve(), name)
-    rows: list[dict[str, Any]] = []
-    best: tuple[float, str] | None = None
-    key, mode = state.options.metric_key, state.options.mode
-    tune_dir = state.folder / "tune"
-    if tune_dir.is_dir():
-        try:
-            analysis = ExperimentAnalysis(str(tune_dir))
-            trials = analysis.trials
-        except Exception:  # nothing reported yet
-            trials = []
-        for trial in trials:
-            last = trial.last_result or {}
-            value = last.get(key)
-            name_ = (trial.config or {}).get("trial_name") or _trial_label(state, trial.config or {})
-            rows.append({"trial_id": trial.trial_id, "trial": name_, "status": trial.status, "epoch": last.get("epoch"),
-                         key: value})
-            if value is not None and math.isfinite(float(value)):
-                if best is None or (value < best[0] if mode == "min" else value > best[0]):
-                    best = (float(value), name_)
-    return {"name": state.name, "status": state.status, "metric": key, "mode": mode, "trials": rows,
-            "best": {"trial": best[1], key: best[0]} if best else None, "experiment": state.experiment,
-            "tracking_uri": state.tracking_uri}
-
-
-def _trial_label(state: SweepState, config: dict[str, Any]) -> str:
-    try:
-        from sweeps.space import load_space
-
-        space = load_space(state.folder / "search_space.yaml")
-        return space.trial_name(space.from_tune(config))
-    except Exception:
-        return "?"
-

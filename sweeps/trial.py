@@ -74,18 +74,21 @@ def _restored_checkpoint() -> Path | None:
 def make_trainable(*, space_path: str, sweep_dir: str, experiment: str, tracking_uri: str,
                    parent_run_id: str | None, smoke: bool, overrides: list[str], workers: int,
                    cpus_per_trial: float, gpus_per_trial: float, sweep_name: str,
-                   fault_injection: str | None = None) -> Callable[[dict], None]:
+                   tracking_env: dict[str, str] | None = None) -> Callable[[dict], None]:
     """The Tune function trainable for this sweep (everything it needs is captured by value).
 
-    ``fault_injection`` (tests only; from ``$AIRCOLOR_FAULT_INJECTION`` in the driver): see :func:`_injected_failure`.
+    ``tracking_env``: the driver's MLflow credentials (:func:`aircolor.tracking.uri.credential_env`), set in the
+    trial's process, which does not inherit the driver's environment.
     """
 
     def trainable(config: dict[str, Any]) -> None:
         started = time.time()  # the trial's start: the run logs startup_s from here to its first iteration
         import ray.tune
 
+        from aircolor.tracking.uri import apply_credential_env
         from sweeps.space import load_space
 
+        apply_credential_env(tracking_env)
         space = load_space(space_path)
         params = space.from_tune(config)
         cfg = trial_config(space, params, experiment=experiment, smoke=smoke, overrides=overrides)
@@ -93,7 +96,6 @@ def make_trainable(*, space_path: str, sweep_dir: str, experiment: str, tracking
         run_dir = Path(sweep_dir) / "trials" / trial_id
         tags = {"sweep": sweep_name, "tune.trial_id": trial_id, "trial_name": space.trial_name(params),
                 **{f"factor_value.{k}": str(v) for k, v in space.factor_values(params).items()}}
-        fail_once = _injected_failure(fault_injection or "", space.trial_name(params), run_dir)
         if workers > 1:
             _run_with_ray_train(cfg, run_dir=run_dir, trial_id=trial_id, tracking_uri=tracking_uri,
                                 parent_run_id=parent_run_id, run_name=space.trial_name(params), tags=tags,
@@ -101,14 +103,13 @@ def make_trainable(*, space_path: str, sweep_dir: str, experiment: str, tracking
             return
         _run_in_process(cfg, run_dir=run_dir, tracking_uri=tracking_uri, parent_run_id=parent_run_id,
                         run_name=space.trial_name(params), tags=tags, cpus=cpus_per_trial, gpus=gpus_per_trial,
-                        fail_after_first_report=fail_once, started=started)
+                        started=started)
 
     return trainable
 
 
 def _run_in_process(cfg: Any, *, run_dir: Path, tracking_uri: str, parent_run_id: str | None, run_name: str,
-                    tags: dict[str, str], cpus: float, gpus: float, fail_after_first_report: bool = False,
-                    started: float | None = None) -> None:
+                    tags: dict[str, str], cpus: float, gpus: float, started: float | None = None) -> None:
     import dataclasses
 
     import ray.tune
@@ -125,9 +126,6 @@ def _run_in_process(cfg: Any, *, run_dir: Path, tracking_uri: str, parent_run_id
     def report(metrics: dict[str, float], checkpoint: Path | None) -> None:
         ckpt = ray.tune.Checkpoint.from_directory(str(checkpoint.parent)) if checkpoint is not None else None
         ray.tune.report(metrics, checkpoint=ckpt)
-        if fail_after_first_report and checkpoint is not None:
-            (run_dir / ".injected-failure").touch()
-            raise RuntimeError(f"injected failure in trial {run_name} after its first checkpoint")
 
     ctx = RunContext(device=device, report=report, resume_from=_restored_checkpoint(), should_stop=_stop_requested,
                      started=started or time.time())
@@ -150,17 +148,3 @@ def _run_with_ray_train(cfg: Any, *, run_dir: Path, trial_id: str, tracking_uri:
     result = trainer.fit()
     if result.error is not None:
         raise result.error
-
-
-def _injected_failure(spec: str, trial_name: str, run_dir: Path) -> bool:
-    """Fault injection for the fault-tolerance tests, off unless the driver had ``AIRCOLOR_FAULT_INJECTION`` set.
-
-    ``"<trial name>:always"`` makes that trial raise at every start; ``"<trial name>:once"`` makes it raise once,
-    right after its first checkpoint (returns True then), so that the retry must resume from that checkpoint.
-    """
-    name, _, mode = spec.rpartition(":")
-    if not spec or name != trial_name:
-        return False
-    if mode == "always":
-        raise RuntimeError(f"injected failure in trial {trial_name} (always)")
-    return mode == "once" and not (run_dir / ".injected-failure").exists()

@@ -72,33 +72,29 @@ def ray_cluster(inception_weights):
     processes inherit the test environment (random Inception weights, private caches, fast health checks).
     """
     import os
-    import subprocess
-    import sys
     import tempfile
-    from pathlib import Path as _Path
 
     from mlflow_server import free_port
+    from ray_local import RayNode, port_answers, serves
 
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must stay under 107 chars
     port, dash = free_port(), free_port()
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.25",
                RAY_DEDUP_LOGS="0", RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS="")
-    ray_bin = str(_Path(sys.executable).parent / "ray")
-    subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-                    "--num-gpus=0", f"--temp-dir={temp}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                    f"--dashboard-port={dash}", "--disable-usage-stats"],
-                   env=env, check=True, capture_output=True, timeout=180)
-    address = f"127.0.0.1:{port}"
+    # Only this cluster's processes are stopped at the end (never 'ray stop --force': see tests/ray_local.py).
+    jobs = f"http://127.0.0.1:{dash}/api/version"  # the job server answers: 'ray job submit' works
+    head = RayNode.head(temp, port, dash, env).start(lambda: port_answers(port) and serves(jobs))
+    address = head.address
     os.environ["RAY_AUTH_MODE"] = "disabled"
     os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = "0.25"
     import ray
 
     ray.init(address=address, log_to_driver=False)
     try:
-        yield {"address": address, "dashboard": f"http://127.0.0.1:{dash}", "env": env, "ray": ray}
+        yield {"address": address, "dashboard": f"http://127.0.0.1:{dash}", "env": env, "ray": ray, "temp": temp}
     finally:
         ray.shutdown()
-        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=180)
+        head.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,6 +24,7 @@ from aircolor.errors import UsageError
 from aircolor.tracking import (Tracker, local_artifact_root, params_from_config, register_cli, replay,
                                resolve_tracking_uri, run_tags)
 from aircolor.tracking.spool import SpoolWriter, find_spools, parse_spool
+from aircolor.tracking.tracker import now_ms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # mlflow_server.py, whether or not tests/ is a package
 from mlflow_server import MlflowServer, free_port  # noqa: E402
@@ -220,6 +221,11 @@ def test_server_down_for_the_whole_run_then_replay_exactly_once(live, tmp_path, 
         fh.write(b'{"kind": "metrics", "seq": 99, "metr')
     backup = tmp_path / "backup"
     shutil.copytree(spool, backup)
+    spooled = {(p["step"], p["timestamp"]) for r in parse_spool(spools[0], spools[0].read_bytes()).pending
+               if r["kind"] == "metrics"
+               for p in r["metrics"]}
+    logged_before = now_ms()
+    time.sleep(0.05)
 
     live.start()
     assert replay_cli(str(spool)) == 0
@@ -231,6 +237,9 @@ def test_server_down_for_the_whole_run_then_replay_exactly_once(live, tmp_path, 
     assert run.info.run_name == "never-online" and run.info.status == "FINISHED"
     assert run.data.params == {"model.ngf": "16", "train.seed": "3"} and run.data.tags["family"] == "cut"
     assert [(s, v) for s, v, _ in history(client, run.info.run_id, "fid")] == [(s, 100.0 - s) for s in range(5)]
+    # the replayed points keep the step and the time they were logged at, not the time of the replay
+    assert {(s, t) for s, _, t in history(client, run.info.run_id, "fid")} == spooled and len(spooled) == 5
+    assert all(t < logged_before for _, t in spooled)
     assert artifact_paths(client, run.info.run_id) == {"model/G.pt"}
 
     # Replaying again sends nothing: the spool is gone.

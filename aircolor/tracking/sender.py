@@ -113,6 +113,25 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def refused_credentials(exc: BaseException, uri: str) -> str | None:
+    """One line saying the server refused who we are (HTTP 401/403), or None for any other error."""
+    from aircolor.tracking.uri import redact_uri
+
+    status = next((s for s in map(_status_of, _chain(exc)) if s is not None), None)
+    if status not in (401, 403):
+        return None
+    who = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if status == 401:
+        what = (f"refused the credentials of user {who!r}" if who else "asks for credentials and none are set")
+        return (f"MLflow at {redact_uri(uri)} {what}: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+                "(the tracking server's basic-auth account) and try again")
+    body = re.search(r"Response body: '?([^'\n]{0,160})", str(exc))
+    said = f" ({body.group(1).strip()})" if body else ""
+    return (f"MLflow at {redact_uri(uri)} refused the request with HTTP 403{said}: if it runs basic auth, give user "
+            f"{who or 'MLFLOW_TRACKING_USERNAME'} the permission; if it blocks this Host header, start it with "
+            "--allowed-hosts <its address>")
+
+
 def is_run_missing(exc: BaseException) -> bool:
     """True when the server says the run does not exist (deleted, or another server than the one it lives on).
 

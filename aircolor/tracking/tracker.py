@@ -34,8 +34,9 @@ from typing import Any
 
 import yaml
 
+from aircolor.errors import UsageError
 from aircolor.tracking.sender import (RunSender, artifact_location_for, error_line, is_run_missing, is_transient,
-                                      short_http)
+                                      refused_credentials, short_http)
 from aircolor.tracking.spool import Record, SpoolWriter
 from aircolor.tracking.uri import local_artifact_root, redact_uri, sqlite_path, validate_tracking_uri
 
@@ -134,10 +135,16 @@ class Tracker:
                 local_artifact_root(self.tracking_uri).mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
             self._sender = RunSender(MlflowClient(self.tracking_uri), self._header, self._resume_id, self.spool_dir)
             self._started = True
-            if self._resume_id is not None:
-                self._submit({"kind": "reopen", "run_id": self._resume_id})
-            else:
-                self._submit({"kind": "start", "start_time": now_ms(), "tags": _context_tags(self._tags)})
+            try:
+                if self._resume_id is not None:
+                    self._submit({"kind": "reopen", "run_id": self._resume_id})
+                else:
+                    self._submit({"kind": "start", "start_time": now_ms(), "tags": _context_tags(self._tags)})
+            except Exception as exc:
+                refused = refused_credentials(exc, self.tracking_uri)
+                if refused is None:
+                    raise
+                raise UsageError(refused) from exc
             return self
 
     def end(self, status: str = "FINISHED", wait_s: float = 0.0) -> None:

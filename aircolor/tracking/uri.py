@@ -107,3 +107,22 @@ def redact_uri(uri: str) -> str:
         return uri
     netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
     return urllib.parse.urlunparse(parsed._replace(netloc=netloc))
+
+
+# What MLflow's client reads from the environment to authenticate to a tracking server (basic auth, a token, TLS).
+CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+                   "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
+                   "MLFLOW_TRACKING_CLIENT_CERT_PATH")
+
+
+def credential_env() -> dict[str, str]:
+    """This process's MLflow credentials (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, token, TLS settings), to hand
+    to the Ray workers and trials that log for it: they run in processes that do not inherit this environment."""
+    return {k: os.environ[k] for k in CREDENTIAL_VARS if os.environ.get(k)}
+
+
+def apply_credential_env(env: dict[str, str] | None) -> None:
+    """Set the credentials :func:`credential_env` captured in another process, in this one."""
+    for key, value in (env or {}).items():
+        if key in CREDENTIAL_VARS:
+            os.environ[key] = value

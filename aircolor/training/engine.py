@@ -118,15 +118,16 @@ def open_run(cfg: RunConfig, ctx: RunContext, *, tracking_uri: str | None = None
         if ctx.is_main:
             if exc.code in (0, None):  # Ray Tune stops a trial (e.g. ASHA) with sys.exit(0) inside report()
                 tracker.set_tags({"stopped_early": "true"})
-                tracker.end("KILLED")
+                tracker.end("KILLED", wait_s=cfg.tracking.end_wait_s)
             else:
                 tracker.set_tags({"failure_reason": f"SystemExit({exc.code})"})
-                tracker.end("FAILED")
+                tracker.end("FAILED", wait_s=cfg.tracking.end_wait_s)
         raise
     except BaseException as exc:
         if ctx.is_main:
             tracker.set_tags({"failure_reason": f"{exc.__class__.__name__}: {exc}"[:5000]})
-            tracker.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            interrupted = isinstance(exc, KeyboardInterrupt)  # a person pressed Ctrl-C: do not make them wait
+            tracker.end("KILLED" if interrupted else "FAILED", wait_s=0.0 if interrupted else cfg.tracking.end_wait_s)
         raise
 
 

@@ -345,5 +345,5 @@ def _finish(trainer: Trainer, tracker: Any, evaluator: Any, status: str, reason:
     else:
         tracker.set_tags({"failure_reason": reason or ""})
     tracker.log_metrics({"train_seconds": seconds}, step=trainer.epoch)
-    tracker.end("FINISHED" if status == "FINISHED" else "FAILED")
+    tracker.end("FINISHED" if status == "FINISHED" else "FAILED", wait_s=cfg.tracking.end_wait_s)
     return str(generator) if generator else None

@@ -16,15 +16,18 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from aircolor.config import RunConfig, config_from_dict, config_to_dict
+from aircolor.tracking.uri import credential_env
 
 
 def _worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     import ray.train
     import ray.train.torch
 
+    from aircolor.tracking.uri import apply_credential_env
     from aircolor.training.context import RunContext
     from aircolor.training.engine import open_run
 
+    apply_credential_env(loop_config.get("tracking_env"))  # the driver's MLflow credentials
     cfg = config_from_dict(loop_config["config"])
     context = ray.train.get_context()
     resume_from = None
@@ -52,7 +55,8 @@ def build_torch_trainer(cfg: RunConfig, *, tracking_uri: str | None, name: str, 
                         callbacks: Sequence[Any] = (), parent_run_id: str | None = None,
                         use_gpu: bool | None = None, max_failures: int = 0, run_dir: str | None = None,
                         run_name: str | None = None, extra_tags: dict[str, str] | None = None) -> Any:
-    """The ``TorchTrainer`` for ``cfg`` (also used by the sweeps, inside a Tune trial)."""
+    """The ``TorchTrainer`` for ``cfg`` (also used by the sweeps, inside a Tune trial); the workers get this
+    process's MLflow credentials (:func:`aircolor.tracking.uri.credential_env`)."""
     import ray
     from ray.train import FailureConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -66,7 +70,7 @@ def build_torch_trainer(cfg: RunConfig, *, tracking_uri: str | None, name: str, 
         _worker,
         train_loop_config={"config": config_to_dict(cfg), "tracking_uri": tracking_uri,
                            "parent_run_id": parent_run_id, "run_dir": run_dir, "run_name": run_name,
-                           "extra_tags": extra_tags},
+                           "extra_tags": extra_tags, "tracking_env": credential_env()},
         scaling_config=scaling,
         run_config=RayRunConfig(name=name, storage_path=storage_path, callbacks=list(callbacks),
                                 failure_config=FailureConfig(max_failures=max_failures)))
