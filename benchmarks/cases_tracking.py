@@ -56,6 +56,7 @@ def _writer(url: str, experiment: str, name: str, spool: Path, steps: int, step_
 
 def _process(url: str, experiment: str, names: list[str], work: str, cfg: dict[str, Any], out: str) -> None:
     """One process of writers (threads); writes its latencies and counts to ``out`` as JSON."""
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     work_dir = Path(work)
     artifact = work_dir / "generator.pt"
     latencies: list[float] = []
@@ -70,18 +71,20 @@ def _process(url: str, experiment: str, names: list[str], work: str, cfg: dict[s
     Path(out).write_text(json.dumps({"latencies": latencies, "logged": logged}))
 
 
-def _delivered(url: str, experiment: str) -> tuple[dict[str, int], int]:
-    """({run name: metric values in MLflow}, runs with their artifact)."""
+def _delivered(url: str, experiment: str) -> tuple[dict[str, int], int, int]:
+    """({run name: metric values in MLflow}, runs with their artifact, runs beyond one per name)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(url)
     exp = client.get_experiment_by_name(experiment)
     found: dict[str, int] = {}
-    artifacts = 0
+    artifacts = runs = 0
     for run in client.search_runs([exp.experiment_id], max_results=1000) if exp else []:
-        found[run.info.run_name] = sum(len(client.get_metric_history(run.info.run_id, k)) for k in KEYS)
+        runs += 1
+        values = sum(len(client.get_metric_history(run.info.run_id, k)) for k in KEYS)
+        found[run.info.run_name] = found.get(run.info.run_name, 0) + values
         artifacts += any(a.path == "model/generator.pt" for a in client.list_artifacts(run.info.run_id, "model"))
-    return found, artifacts
+    return found, artifacts, runs - len(found)
 
 
 def _kill_and_restart(server: Any, at_s: float, outage: dict[str, float]) -> None:
@@ -93,12 +96,13 @@ def _kill_and_restart(server: Any, at_s: float, outage: dict[str, float]) -> Non
     outage["s"] = time.perf_counter() - t
 
 
-def load_case(backend: str, writers: int, quick: bool, work: Path) -> dict[str, Any]:
+def load_case(backend: str, writers: int, quick: bool, work: Path, **overrides: Any) -> dict[str, Any]:
+    """One measured case; ``overrides`` replace :func:`plan` entries (the tests run a tiny one)."""
     from aircolor.tracking import replay
     from aircolor.tracking.spool import find_spools, parse_spool
     from benchmarks.servers import MlflowServer, PostgresServer
 
-    cfg = plan(quick)
+    cfg = {**plan(quick), **overrides}
     root = Path(tempfile.mkdtemp(prefix=f"trk-{backend}-{writers}-", dir=work))
     (root / "generator.pt").write_bytes(os.urandom(256 * 1024))
     pg = PostgresServer(Path(tempfile.mkdtemp(prefix="pg", dir="/tmp"))) if backend == "postgresql" else None
@@ -127,6 +131,9 @@ def load_case(backend: str, writers: int, quick: bool, work: Path) -> dict[str, 
             wall = time.perf_counter() - started
             latencies: list[float] = []
             logged: dict[str, int] = {}
+            failed = [p.exitcode for p in procs if p.exitcode != 0]
+            if failed:
+                raise RuntimeError(f"{len(failed)} writer process(es) failed (exit codes {failed})")
             for o in outs:
                 got = json.loads(o.read_text())
                 latencies += got["latencies"]
@@ -134,7 +141,7 @@ def load_case(backend: str, writers: int, quick: bool, work: Path) -> dict[str, 
             spools = find_spools(root / "spools") if (root / "spools").exists() else []
             left = sum(len(parse_spool(p, p.read_bytes()).pending) for p in spools)
             replayed = replay(root / "spools").sent if spools else 0
-            found, artifacts = _delivered(server.url, "load")
+            found, artifacts, duplicates = _delivered(server.url, "load")
         finally:
             server.stop()
     finally:
@@ -147,9 +154,11 @@ def load_case(backend: str, writers: int, quick: bool, work: Path) -> dict[str, 
                   {"values_logged": sum(logged.values()), "values_in_mlflow": sent, "values_per_s": sent / wall,
                    "log_p50_ms": 1000 * median(lat), "log_p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))],
                    "values_lost": writers * cfg["steps"] * len(KEYS) - sent, "runs": len(found),
+                   "duplicate_runs": duplicates,
                    "artifacts": artifacts, "records_left_in_spools": left, "records_replayed": replayed,
                    "outage_s": outage.get("s", 0.0), "wall_s": wall},
                   {"values_lost": "logged by a writer but not in MLflow at the end (must be 0)",
+                   "duplicate_runs": "runs beyond one per writer (a lost answer to a run creation; must be 0)",
                    "records_left_in_spools": "after every run ended (end_wait_s waits for the server)"})
 
 

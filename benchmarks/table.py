@@ -91,8 +91,8 @@ def _tracking(records: list[dict[str, Any]]) -> list[str]:
             continue
         rows.append([c.get("backend", ""), str(c.get("writers", "")), f"{int(m['values_in_mlflow'])}",
                      _num(m.get("values_per_s")), _num(m.get("log_p50_ms")), _num(m.get("log_p99_ms")),
-                     _num(m.get("outage_s")), f"{int(m['values_lost'])} lost, {int(m['records_left_in_spools'])} "
-                     f"left in spools"])
-    head = ["store", "writers", "values", "values/s", "log p50 ms", "log p99 ms", "outage s", "after the runs"]
+                     _num(m.get("outage_s")), f"{int(m['values_lost'])} lost, {int(m.get('duplicate_runs', 0))} "
+                     f"duplicate runs, {int(m['records_left_in_spools'])} records replayed from spools"])
+    head = ["store", "writers", "values", "values/s", "log p50 ms", "log p99 ms", "outage s", "at the end"]
     return ["**Tracking under load** (trial-like writers through a real `mlflow server`, killed with SIGKILL and "
             "restarted once mid-run):", ""] + _table(head, rows)

@@ -197,3 +197,20 @@ def test_peak_memory_of_a_case_excludes_the_process_that_started_it() -> None:
     del ballast
     peak = ast.literal_eval(done.stdout.strip())["peak_rss_mib"]
     assert 50 < peak < 1400, peak
+
+
+def test_tracking_load_case_counts_every_value_through_a_kill_and_restart(work):
+    """A tiny load case (4 writers, 30 steps, SQLite): the server is SIGKILLed and restarted mid-run, and the record
+    still counts every value logged as in MLflow (values_lost 0) and renders as a row of the tracking table."""
+    from benchmarks import cases_tracking
+    from benchmarks.table import render
+
+    got = cases_tracking.load_case("sqlite", 4, True, work, steps=30, processes=2, end_wait_s=60.0)
+    m = got["metrics"]
+    assert set(got) == RECORD_KEYS and got["section"] == "tracking" and got["case"] == "sqlite-4"
+    assert m["values_logged"] == 4 * 30 * len(cases_tracking.KEYS) == m["values_in_mlflow"]
+    assert m["values_lost"] == 0 and m["runs"] == 4 and m["artifacts"] == 4 and m["records_left_in_spools"] == 0
+    assert m["outage_s"] >= cases_tracking.OUTAGE_S and m["log_p99_ms"] >= m["log_p50_ms"] > 0
+    table = render([got], env={"device": "cpu"}, quick=True, run_id="t", seconds=1.0)
+    assert m["duplicate_runs"] == 0
+    assert "**Tracking under load**" in table and "| sqlite | 4 | 600 |" in table and "0 lost, 0 duplicate" in table

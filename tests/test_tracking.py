@@ -428,3 +428,39 @@ def test_params_are_the_flattened_resolved_config():
     assert params["model.netG"] == "resnet_9blocks" and params["model.nce_layers"] == "[0, 4, 8, 12, 16]"
     assert params["tracking.tracking_uri"] == "http://me:***@mlflow:5000"
     assert all(isinstance(v, str) and len(v) <= 6000 for v in params.values())
+
+
+def test_a_run_made_twice_by_a_lost_answer_is_deduplicated_at_the_end(live, tmp_path):
+    """An overloaded or dying server may commit a run creation after the tracker gave up on the request and
+    created the run again: the tracker ends with one run, the one holding its records; the late shell is deleted."""
+    from aircolor.tracking.sender import TRACKER_KEY_TAG
+
+    client = client_for(live)
+    live.stop()
+    tracker = quick_tracker(live.url, "dedup", "twice", tmp_path / "spool").start()  # the start fails in transit
+    live.start()
+    time.sleep(0.3)
+    tracker.log_metrics({"loss": 1.0}, step=1)  # the retry creates the run
+    assert tracker.run_id is not None
+    exp = client.get_experiment_by_name("dedup")
+    late = client.create_run(exp.experiment_id, run_name="twice", tags={TRACKER_KEY_TAG: tracker.key})
+    tracker.log_metrics({"loss": 0.5}, step=2)
+    tracker.end("FINISHED")
+    runs = client.search_runs([exp.experiment_id])
+    assert [r.info.run_id for r in runs] == [tracker.run_id]
+    assert client.get_run(late.info.run_id).info.lifecycle_stage == "deleted"
+    assert [s for s, _, _ in history(client, tracker.run_id, "loss")] == [1, 2]
+
+
+def test_an_overloaded_server_out_of_database_connections_is_an_outage_not_a_refusal():
+    """MLflow answers 400 BAD_REQUEST when its SQLAlchemy pool times out (64 writers on SQLite): retried later,
+    never dropped; a real 400 (a param whose value changed) is still a refusal."""
+    from mlflow.exceptions import RestException
+
+    from aircolor.tracking.sender import is_transient
+
+    pool = RestException({"error_code": "BAD_REQUEST", "message": "QueuePool limit of size 5 overflow 10 reached, "
+                                                                  "connection timed out, timeout 30.00"})
+    changed = RestException({"error_code": "INVALID_PARAMETER_VALUE", "message": "Changing param values is not "
+                                                                                 "allowed. Param with key='a'"})
+    assert is_transient(pool) and not is_transient(changed)

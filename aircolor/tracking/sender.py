@@ -30,7 +30,10 @@ MAX_TAG_VAL_LENGTH = 8000
 TRACKER_KEY_TAG = "aircolor.tracker_key"
 PARENT_TAG = "mlflow.parentRunId"
 _TRANSIENT_TEXT = ("failed with exception", "timeout exception", "database is locked", "Max retries exceeded",
-                   "Connection refused", "Connection aborted", "RemoteDisconnected")
+                   "Connection refused", "Connection aborted", "RemoteDisconnected",
+                   # An overloaded server runs out of database connections and says so as a 400 BAD_REQUEST
+                   # (SQLAlchemy's pool timeout): measured with 64 writers on SQLite (benchmarks/cases_tracking.py).
+                   "QueuePool limit")
 
 
 # --------------------------------------------------------------------------------------------- HTTP settings
@@ -105,11 +108,11 @@ def is_transient(exc: BaseException) -> bool:
         if isinstance(err, (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError,
                             ConnectionError, TimeoutError)):
             return True
+        if any(text in str(err) for text in _TRANSIENT_TEXT):  # before the status: some come as a 400
+            return True
         status = _status_of(err)
         if status is not None:
             return status >= 500 or status in (408, 429)
-        if any(text in str(err) for text in _TRANSIENT_TEXT):
-            return True
     return False
 
 
@@ -248,6 +251,24 @@ class RunSender:
         run = self.client.create_run(exp_id, start_time=rec["start_time"], tags=tags, run_name=header.get("run_name"))
         self.run_id = run.info.run_id
         return 1
+
+    def drop_duplicates(self) -> int:
+        """Delete the other runs that carry this sender's tracker key; returns how many.
+
+        A ``start`` whose answer was lost (a timeout while an overloaded or dying server still created the run) is
+        looked up by its tracker key before it is sent again, but a request still queued on the server can commit
+        after that lookup: two runs then carry the key. Only the one this sender logs to has records; the others
+        are empty shells, deleted (MLflow's soft delete) once the run's records are all in.
+        """
+        if self.run_id is None:
+            return 0
+        exp_id = ensure_experiment(self.client, self.header["experiment"], self.header.get("artifact_location"))
+        found = self.client.search_runs([exp_id], filter_string=f"tags.`{TRACKER_KEY_TAG}` = '{self.header['key']}'",
+                                        max_results=50)
+        extra = [r.info.run_id for r in found if r.info.run_id != self.run_id]
+        for run_id in extra:
+            self.client.delete_run(run_id)
+        return len(extra)
 
     def _reopen(self, run_id: str) -> None:
         from mlflow.exceptions import MlflowException

@@ -42,6 +42,7 @@ from aircolor.tracking.uri import local_artifact_root, redact_uri, sqlite_path, 
 
 log = logging.getLogger(__name__)
 STATUSES = ("FINISHED", "FAILED", "KILLED")
+METRICS_PER_FLUSH = 1000  # MLflow's limit of metric values per log_batch request
 
 
 def now_ms() -> int:
@@ -104,6 +105,7 @@ class Tracker:
         self._down_since: float | None = None
         self._started = False
         self._ended = False
+        self._start_uncertain = False  # a 'start' failed in transit: the server may have made the run twice
 
     # ----------------------------------------------------------------------------------------- state
     @property
@@ -164,6 +166,8 @@ class Tracker:
                 while self._pending and time.monotonic() < deadline:
                     time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
                     self._flush(force=True)
+                if self._start_uncertain and not self._pending and self._sender is not None:
+                    self._drop_duplicates()
             finally:
                 self._ended = True
                 if self._pending:
@@ -258,6 +262,7 @@ class Tracker:
                     self._on_failure(exc)
                     self._buffer(rec)
                     self._head_uncertain = True
+                    self._start_uncertain |= rec["kind"] == "start"
                     return
                 self._on_success()
                 return
@@ -309,7 +314,7 @@ class Tracker:
         done: list[Record] = []
         failed = False
         while self._pending:
-            rec = self._pending[0]
+            rec, group = self._next_group()
             try:
                 self._send(rec, check_existing=self._head_uncertain)
             except Exception as exc:
@@ -317,6 +322,7 @@ class Tracker:
                     # The run must exist before anything else can go; a refusal here (an experiment deleted while
                     # the server was down) is retried like an outage and, at worst, left to 'replay' to report.
                     self._head_uncertain = True
+                    self._start_uncertain |= rec["kind"] == "start"
                     self._on_failure(exc)
                     failed = True
                     break
@@ -324,7 +330,7 @@ class Tracker:
                 # it would block every record behind it. Say so, and go on with the rest.
                 log.warning("aircolor: MLflow refused a buffered %s record of run %s, dropping it: %s", rec["kind"],
                             self.run_id, error_line(exc))
-            self._pending.pop(0)
+            del self._pending[:group]
             self._head_uncertain = False
             done.append(rec)
         if done:
@@ -332,6 +338,22 @@ class Tracker:
         if not failed:
             self._on_success()
         return not self._pending
+
+    def _next_group(self) -> tuple[Record, int]:
+        """The next record to send and how many pending records it stands for: consecutive metrics records go as
+        one batch of up to 1000 points, so a backlog drains in a few requests instead of one per step."""
+        head = self._pending[0]
+        if head["kind"] != "metrics":
+            return head, 1
+        points = list(head["metrics"])
+        n = 1
+        while (n < len(self._pending) and self._pending[n]["kind"] == "metrics"
+               and len(points) + len(self._pending[n]["metrics"]) <= METRICS_PER_FLUSH):
+            points += self._pending[n]["metrics"]
+            n += 1
+        if n == 1:
+            return head, 1
+        return {"kind": "metrics", "metrics": points, "seq": self._pending[n - 1]["seq"]}, n
 
     def _acknowledge(self, done: list[Record]) -> None:
         """Drop the spool when it is empty, else mark how far it has been sent (and delete sent artifact copies)."""
@@ -349,6 +371,17 @@ class Tracker:
             writer.drop_files(done)
         except OSError as exc:
             self._spool_failed(exc)
+
+    def _drop_duplicates(self) -> None:
+        assert self._sender is not None
+        try:
+            with short_http.apply(self.http_timeout_s, self.http_retries):
+                dropped = self._sender.drop_duplicates()
+        except Exception as exc:  # cosmetic: every record is in the run that counts
+            log.warning("aircolor: could not look for duplicate runs of %s: %s", self.run_id, error_line(exc))
+            return
+        if dropped:
+            log.info("aircolor: deleted %d empty duplicate(s) of run %s left by a lost answer", dropped, self.run_id)
 
     def _on_failure(self, exc: BaseException) -> None:
         now = time.monotonic()
