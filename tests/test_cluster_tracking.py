@@ -261,3 +261,33 @@ def test_ray_train_workers_get_the_driver_credentials(auth_server, prepared_samp
     finally:
         del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
     assert len(runs) == 1 and runs[0].info.status == "FINISHED" and "val.delta_e2000" in runs[0].data.metrics
+
+
+def test_the_driver_replays_leftover_spools_and_counts_what_is_still_unsent(tmp_path, capsys):
+    """What ``sweep run`` does at its end and ``sweep resume`` at its start: a trial's spool is counted, kept while
+    the server is down (one warning, a note in the sweep state), and sent once it is back."""
+    from sweeps.state import SweepOptions, SweepState
+    from sweeps.status import replay_leftovers, unsent_records
+
+    with MlflowServer(tmp_path / "mlflow") as server:
+        state = SweepState(name="left", storage=str(tmp_path / "sweeps"), space_path="s.yaml", space_sha256="",
+                           space_text="", options=SweepOptions(), experiment="left", tracking_uri=server.url)
+        state.folder.mkdir(parents=True)
+        state.save()
+        server.stop()
+        tracker = Tracker(server.url, "left", "trial-a", spool_dir=state.folder / "trials" / "t1" / "mlflow-spool",
+                          retry_min_s=0.05, retry_max_s=0.1).start()
+        tracker.log_metrics({"loss": 1.0}, step=1)
+        tracker.end("FINISHED")
+        assert unsent_records(state.folder)["records"] == 3  # start, metrics, end
+        replay_leftovers(state)
+        out = capsys.readouterr().out
+        assert "3 tracking record(s) still unsent in 1 spool file(s)" in out and "sweep resume left" in out
+        assert any("still unsent" in n for n in SweepState.load(state.storage, "left").notes)
+        server.start()
+        replay_leftovers(state)
+        assert "replayed 3 tracking record(s)" in capsys.readouterr().out
+        assert unsent_records(state.folder) == {"records": 0, "spools": []}
+        client = MlflowClient(server.url)
+        (run,) = client.search_runs([client.get_experiment_by_name("left").experiment_id])
+        assert run.info.run_name == "trial-a" and run.data.metrics == {"loss": 1.0}
