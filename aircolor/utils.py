@@ -84,13 +84,7 @@ def check_output_file(path: Path, flag: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{flag} {path}: is a folder; give a file name, e.g. {path / 'out'}")
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UsageError(f"{flag} {path}: {ancestor} is a file, not a folder; choose another path")
-    if not os.access(ancestor, os.W_OK | os.X_OK) or not _really_writable(ancestor):
-        raise UsageError(f"{flag} {path}: folder {ancestor} is not writable; choose another path")
+    _check_writable_ancestor(path.parent, f"{flag} {path}")
     return path
 
 
@@ -102,14 +96,21 @@ def check_output_folder(path: Path, what: str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{what} {path} is a file, not a folder; choose a folder")
-    ancestor = path
+    _check_writable_ancestor(path, f"{what} {path}")
+    return path
+
+
+def _check_writable_ancestor(start: Path, label: str) -> None:
+    """The nearest existing folder at or above ``start`` must be a writable folder; else UsageError ``label: ...``."""
+    from aircolor.errors import UsageError
+
+    ancestor = start
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise UsageError(f"{what} {path}: {ancestor} is a file, not a folder; choose another path")
+        raise UsageError(f"{label}: {ancestor} is a file, not a folder; choose another path")
     if not os.access(ancestor, os.W_OK | os.X_OK) or not _really_writable(ancestor):
-        raise UsageError(f"{what} {path}: folder {ancestor} is not writable; choose another path")
-    return path
+        raise UsageError(f"{label}: folder {ancestor} is not writable; choose another path")
 
 
 def _really_writable(folder: Path) -> bool:

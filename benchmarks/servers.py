@@ -30,6 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Callable
 
 
 def free_port() -> int:
@@ -45,7 +46,7 @@ def _accepting(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
+def stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
     """SIGTERM the process group, then SIGKILL what is left of it."""
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
         try:
@@ -61,6 +62,19 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def wait_until_ready(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout_s: float, what: str,
+                     log: Path) -> None:
+    """Poll ``ready()`` until it holds; raise (with the log's tail) if ``proc`` exits or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}; last log lines:\n{_tail(log)}")
+        if ready():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s; last log lines:\n{_tail(log)}")
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -131,24 +145,20 @@ class MlflowServer:
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           env=env, cwd=self.root, start_new_session=True)
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with code {self._proc.returncode}; "
-                                   f"last log lines:\n{_tail(self.log_path)}")
-            if self.healthy():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"mlflow server not healthy at {self.url} after {self.start_timeout:.0f} s; "
-                           f"last log lines:\n{_tail(self.log_path)}")
+        try:
+            wait_until_ready(self._proc, self.healthy, self.start_timeout, f"mlflow server at {self.url}",
+                             self.log_path)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the whole process group (SIGTERM, then SIGKILL) and wait until the port refuses connections."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        _stop_group(proc, timeout)
+        stop_group(proc, timeout)
         deadline = time.monotonic() + timeout
         while _accepting(self._local_host, self.port) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -242,16 +252,13 @@ class PostgresServer:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, user=self._run_as, cwd=self.root,
             start_new_session=True)
         log.close()
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"postgres exited with code {self._proc.returncode}:\n{_tail(self.log_path)}")
-            if self._ready():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"postgres not ready on port {self.port} after {self.start_timeout:.0f} s:\n"
-                           f"{_tail(self.log_path)}")
+        try:
+            wait_until_ready(self._proc, self._ready, self.start_timeout, f"postgres on port {self.port}",
+                             self.log_path)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def _ready(self) -> bool:
         if not _accepting("127.0.0.1", self.port):
@@ -283,7 +290,7 @@ class PostgresServer:
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(timeout)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            _stop_group(proc, timeout)
+            stop_group(proc, timeout)
 
     def __enter__(self) -> PostgresServer:
         return self.start()

@@ -11,28 +11,17 @@ never call it. Each node here is one ``ray start --block`` process: on SIGTERM i
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Callable
+
+from benchmarks.servers import stop_group, wait_until_ready
 
 
 def _ray_bin() -> str:
     return str(Path(sys.executable).parent / "ray")
-
-
-def machine_ip() -> str | None:
-    """This machine's non-loopback IPv4 address (the one a route to the outside leaves from), or None."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(("10.255.255.255", 1))  # no packet is sent: this only picks the outgoing interface
-            ip = sock.getsockname()[0]
-        except OSError:
-            return None
-    return None if ip.startswith("127.") else ip
 
 
 class RayNode:
@@ -60,45 +49,24 @@ class RayNode:
         node.address = address
         return node
 
-    def start(self, ready: "callable[[], bool]", timeout_s: float = 180.0) -> RayNode:
+    def start(self, ready: Callable[[], bool], timeout_s: float = 180.0) -> RayNode:
         """Start the node and wait until ``ready()`` (e.g. the GCS port answers, or the cluster counts the node)."""
         Path(self.log).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self._proc = subprocess.Popen([_ray_bin(), "start", *self.args, "--block"], env=self.env, stdout=log,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"ray start exited with {self._proc.returncode}: {self._tail()}")
-            if ready():
-                return self
-            time.sleep(0.25)
-        self.stop()
-        raise RuntimeError(f"Ray node not ready after {timeout_s:.0f} s: {self._tail()}")
+        try:
+            wait_until_ready(self._proc, ready, timeout_s, "ray start", Path(self.log))
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def stop(self, timeout_s: float = 60.0) -> None:
         """SIGTERM ``ray start --block`` (it stops its node's processes), then kill what is left of its group."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout_s)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(10)
-
-    def _tail(self) -> str:
-        try:
-            return Path(self.log).read_text(errors="replace")[-2000:]
-        except OSError:
-            return "(no log)"
+        if proc is not None:
+            stop_group(proc, timeout_s)
 
 
 def port_answers(port: int, host: str = "127.0.0.1") -> bool:
