@@ -322,6 +322,7 @@ def run_sweep(space_path: str, options: SweepOptions, *, name: str | None = None
     """Validate, then run a new sweep of ``space_path`` to the end."""
     from aircolor.tracking import resolve_tracking_uri
     from aircolor.utils import check_output_folder
+    from sweeps.reach import trial_tracking_uri
 
     if name is not None:
         check_name(name)
@@ -342,8 +343,6 @@ def run_sweep(space_path: str, options: SweepOptions, *, name: str | None = None
                        space_text=text, options=options, experiment=name, tracking_uri=uri, created=time.time())
     ray = _init_ray(address)
     request, gpus, max_concurrent = _resources(ray, options)
-    from sweeps.reach import trial_tracking_uri
-
     state.tracking_uri = trial_tracking_uri(uri, ray)  # the last check: nothing is written before it
     state.folder.mkdir(parents=True, exist_ok=True)
     (state.folder / "search_space.yaml").write_text(text)
@@ -360,13 +359,12 @@ def run_sweep(space_path: str, options: SweepOptions, *, name: str | None = None
 
 def resume_sweep(name: str, *, address: str | None = None, storage: str = DEFAULT_STORAGE) -> SweepResult:
     """Continue a sweep whose driver stopped: finished trials are kept, unfinished ones resume."""
+    from sweeps.reach import trial_tracking_uri
     from sweeps.space import load_space
+    from sweeps.status import replay_leftovers
 
     storage = str(Path(storage).expanduser().resolve()) if "://" not in storage else storage
     state = SweepState.load(storage, name)
-    from sweeps.reach import trial_tracking_uri
-    from sweeps.status import replay_leftovers
-
     space = load_space(state.folder / "search_space.yaml")
     ray = _init_ray(address)
     state.tracking_uri = trial_tracking_uri(state.tracking_uri, ray)
