@@ -65,8 +65,9 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 
 def wait_until_ready(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout_s: float, what: str,
-                     log: Path) -> None:
-    """Poll ``ready()`` until it holds; raise (with the log's tail) if ``proc`` exits or ``timeout_s`` passes."""
+                     log: Path, stop: Callable[[], None]) -> None:
+    """Poll ``ready()`` until it holds; raise (with the log's tail) if ``proc`` exits, or call ``stop()`` and raise
+    if ``timeout_s`` passes."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -74,6 +75,7 @@ def wait_until_ready(proc: subprocess.Popen[bytes], ready: Callable[[], bool], t
         if ready():
             return
         time.sleep(0.2)
+    stop()
     raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s; last log lines:\n{_tail(log)}")
 
 
@@ -145,12 +147,8 @@ class MlflowServer:
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           env=env, cwd=self.root, start_new_session=True)
-        try:
-            wait_until_ready(self._proc, self.healthy, self.start_timeout, f"mlflow server at {self.url}",
-                             self.log_path)
-        except TimeoutError:
-            self.stop()
-            raise
+        wait_until_ready(self._proc, self.healthy, self.start_timeout, f"mlflow server at {self.url}", self.log_path,
+                         self.stop)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -252,12 +250,8 @@ class PostgresServer:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, user=self._run_as, cwd=self.root,
             start_new_session=True)
         log.close()
-        try:
-            wait_until_ready(self._proc, self._ready, self.start_timeout, f"postgres on port {self.port}",
-                             self.log_path)
-        except TimeoutError:
-            self.stop()
-            raise
+        wait_until_ready(self._proc, self._ready, self.start_timeout, f"postgres on port {self.port}",
+                         self.log_path, self.stop)
         return self
 
     def _ready(self) -> bool:

@@ -55,11 +55,7 @@ class RayNode:
         with open(self.log, "ab") as log:
             self._proc = subprocess.Popen([_ray_bin(), "start", *self.args, "--block"], env=self.env, stdout=log,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            wait_until_ready(self._proc, ready, timeout_s, "ray start", Path(self.log))
-        except TimeoutError:
-            self.stop()
-            raise
+        wait_until_ready(self._proc, ready, timeout_s, "ray start", Path(self.log), self.stop)
         return self
 
     def stop(self, timeout_s: float = 60.0) -> None:
