@@ -297,6 +297,13 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 
 # --------------------------------------------------------------------------------------------- main
+def _colorize_on_ray(args: argparse.Namespace) -> Any:
+    """``aircolor colorize --ray``: the Ray driver lives with the other Ray drivers, above the library."""
+    from sweeps.colorize import colorize_on_ray
+
+    return colorize_on_ray(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aircolor",
                      description="Colorize grayscale historical aerial photographs with GANs, and run the "
@@ -328,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report(sub)
     from aircolor.colorize.cli import register_cli as add_colorize
 
-    add_colorize(sub)
+    add_colorize(sub, run_on_ray=_colorize_on_ray)
     return parser
 
 

@@ -44,6 +44,33 @@ def prepared_64(tmp_path_factory: pytest.TempPathFactory, sample_data: Path) -> 
     return out
 
 
+def train_tiny_colorizer(root: Path, out: Path, *overrides: str) -> Path:
+    """A tiny pix2pix (32 px, ngf 8, four epochs) trained on ``root``; returns its exported ``generator.pt``."""
+    from aircolor.config import load_config
+    from aircolor.training import run
+
+    cfg = load_config(None, ["model.family=pix2pix", "model.netG=unet_auto", "model.ngf=8", "model.ndf=8",
+                             f"data.root={root}", "data.size=32", "train.n_epochs=4", "train.n_epochs_decay=0",
+                             "train.batch_size=4", "train.lr_G=1e-3", f"train.output_dir={out}",
+                             "tracking.enabled=false",
+                             "metrics.fid=false", "metrics.isc=false", "metrics.kid=false", "train.device=cpu",
+                             # The seam z-scores of tests/test_colorize.py were calibrated on the models trained from
+                             # the DataLoader's crops; a model's own texture moves them (one trained from the
+                             # on-device crops, whose random stream differs: default overlap 1.8, hard edges 2.5
+                             # instead of 1.3 and 5.5).
+                             "data.on_device=off", *overrides])
+    result = run(cfg)
+    assert result.ok, result.reason
+    return Path(result.generator)
+
+
+@pytest.fixture(scope="session")
+def lab_generator(tmp_path_factory: pytest.TempPathFactory, prepared_sample: Path) -> Path:
+    """The tiny L*a*b* pix2pix of :func:`train_tiny_colorizer`: BatchNorm and dropout in the reference mode, so
+    its colours depend on per-tile statistics and seeds (what a photo split across workers must reproduce)."""
+    return train_tiny_colorizer(prepared_sample, tmp_path_factory.mktemp("lab"), "data.color_space=lab")
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     """One real ``mlflow server`` on 127.0.0.1 for the session (tests may stop/start it; it is restarted here)."""

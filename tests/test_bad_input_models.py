@@ -208,7 +208,7 @@ def test_non_finite_outputs_fail_that_file_and_the_run_goes_on(capsys, work, mon
     def poisoned(self, gray, **kwargs):
         if poisoned.calls == 0:
             forward = self.processor.fn
-            self.processor.fn = lambda batch: forward(batch) * float("nan")
+            self.processor.fn = lambda batch, ids: forward(batch, ids) * float("nan")
             try:
                 return original(self, gray, **kwargs)
             finally:

@@ -23,32 +23,16 @@ Z18 = "historical/gsi_1936-1942_z18/x229749_y104184.png"
 MERCATOR_HALF = 20037508.342789244
 
 
-def _train(root: Path, out: Path, *overrides: str) -> Path:
-    from aircolor.config import load_config
-    from aircolor.training import run
-
-    cfg = load_config(None, ["model.family=pix2pix", "model.netG=unet_auto", "model.ngf=8", "model.ndf=8",
-                             f"data.root={root}", "data.size=32", "train.n_epochs=4", "train.n_epochs_decay=0",
-                             "train.batch_size=4", "train.lr_G=1e-3", f"train.output_dir={out}",
-                             "tracking.enabled=false",
-                             "metrics.fid=false", "metrics.isc=false", "metrics.kid=false", "train.device=cpu",
-                             # The seam z-scores below were calibrated on the models trained from the DataLoader's
-                             # crops; a model's own texture moves them (one trained from the on-device crops, whose
-                             # random stream differs: default overlap 1.8, hard edges 2.5 instead of 1.3 and 5.5).
-                             "data.on_device=off", *overrides])
-    result = run(cfg)
-    assert result.ok, result.reason
-    return Path(result.generator)
-
-
 @pytest.fixture(scope="module")
-def lab_model(tmp_path_factory, prepared_sample) -> Path:
-    return _train(prepared_sample, tmp_path_factory.mktemp("lab"), "data.color_space=lab")
+def lab_model(lab_generator) -> Path:
+    return lab_generator
 
 
 @pytest.fixture(scope="module")
 def rgb_model(tmp_path_factory, prepared_sample) -> Path:
-    return _train(prepared_sample, tmp_path_factory.mktemp("rgb"), "data.color_space=rgb")
+    from conftest import train_tiny_colorizer
+
+    return train_tiny_colorizer(prepared_sample, tmp_path_factory.mktemp("rgb"), "data.color_space=rgb")
 
 
 def load(path: Path, mode: str | None = None) -> np.ndarray:

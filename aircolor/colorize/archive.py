@@ -46,6 +46,7 @@ class FileResult:
     seconds: float = 0.0
     tiles: int = 0
     pixels: int = 0
+    workers: int = 0              # processes that ran its tiles (--ray: a large photo's blocks spread over several)
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Summary:
     model: str
     out_dir: str
     files: list[FileResult] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)        # every input, in the order they were found
+    run: dict[str, Any] = field(default_factory=dict)      # how it ran (--ray: workers, throughput)
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
@@ -64,7 +67,7 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "out_dir": self.out_dir,
                 "counts": {s: self.count(s) for s in ("done", "skipped", "failed")},
-                "files": [asdict(f) for f in self.files]}
+                **({"run": self.run} if self.run else {}), "files": [asdict(f) for f in self.files]}
 
 
 # ------------------------------------------------------------------------------------------------ discovery
@@ -129,7 +132,7 @@ def plan_outputs(found: list[tuple[Path, Path]], options: ArchiveOptions) -> lis
     return out
 
 
-def _clean_stale_temps(out_dir: Path) -> None:
+def clean_stale_temps(out_dir: Path) -> None:
     """Temporary files of a run that was killed mid-write (``.<name>.<random>.tmp``): never complete outputs."""
     if out_dir.is_dir():
         for tmp in out_dir.rglob(".*.tmp"):
@@ -163,6 +166,26 @@ class _TileBar:
             self.bar = None
 
 
+def check_output_format(photo: Any, target: Path) -> None:
+    """Refuse, for this file, what the output format cannot keep (JPEG: no transparency, no 16 bits)."""
+    if target.suffix.lower() in (".jpg", ".jpeg"):
+        if photo.alpha is not None or photo.valid is not None:
+            raise InputError("has transparent or nodata areas, which JPEG cannot keep; use --format png or tiff")
+        if photo.bits == 16:
+            raise InputError("is 16-bit, which JPEG cannot keep; use --format png or tiff")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the summary: an :class:`InputError`'s own words, else the error's class and message."""
+    if isinstance(exc, InputError):
+        return str(exc)
+    return f"{exc.__class__.__name__}: {str(exc)[:300]}"
+
+
+# Errors that fail one file and let the archive go on (e.g. a disk error or out of memory on one huge scan).
+FILE_ERRORS = (InputError, OSError, RuntimeError, ValueError)
+
+
 def colorize_file(colorizer: Any, src: Path, target: Path, options: ArchiveOptions,
                   tiles_bar: Callable[[int], None] | None = None) -> FileResult:
     """Colorize one photo into ``target``; ``tiles_bar(n)`` is called with its tile count once it is read."""
@@ -171,40 +194,53 @@ def colorize_file(colorizer: Any, src: Path, target: Path, options: ArchiveOptio
         photo = read_photo(src, max_pixels=options.max_pixels)
         if tiles_bar is not None:
             tiles_bar(colorizer.count_tiles(photo.gray.shape[1], photo.gray.shape[0]))
-        if target.suffix.lower() in (".jpg", ".jpeg"):
-            if photo.alpha is not None or photo.valid is not None:
-                raise InputError("has transparent or nodata areas, which JPEG cannot keep; use --format png or tiff")
-            if photo.bits == 16:
-                raise InputError("is 16-bit, which JPEG cannot keep; use --format png or tiff")
+        check_output_format(photo, target)
         samples = colorizer(photo.gray, bits=photo.bits)
         write_photo(samples, photo, target)
         copy_sidecars(src, target)
-    except InputError as exc:
-        return FileResult(str(src), str(target), "failed", str(exc), time.perf_counter() - started)
-    except (OSError, RuntimeError, ValueError) as exc:  # e.g. a disk error or out of memory on one huge scan
-        return FileResult(str(src), str(target), "failed", f"{exc.__class__.__name__}: {str(exc)[:300]}",
-                          time.perf_counter() - started)
+    except FILE_ERRORS as exc:
+        return FileResult(str(src), str(target), "failed", failure_reason(exc), time.perf_counter() - started)
     return FileResult(str(src), str(target), "done", "", time.perf_counter() - started,
-                      colorizer.tiles_done - tiles_before, int(photo.gray.size))
+                      colorizer.tiles_done - tiles_before, int(photo.gray.size), 1)
 
 
-def colorize_archive(colorizer: Any, inputs: list[str], options: ArchiveOptions, *, model: str) -> Summary:
-    """Colorize every photo of ``inputs`` into ``options.out_dir``; see the module docstring."""
-    from tqdm import tqdm
-
+def plan_archive(inputs: list[str], options: ArchiveOptions, *, model: str) -> tuple[list[tuple[Path, Path]], Summary]:
+    """The photos still to colorize, as (input, output), and a summary that already lists the finished ones
+    (skipped). Removes the temporary files of an earlier run that was killed mid-write."""
     if options.format not in FORMATS:
         raise UsageError(f"--format {options.format!r}: use one of {', '.join(FORMATS)}")
     jobs = plan_outputs(discover(inputs, options.out_dir), options)
     options.out_dir.mkdir(parents=True, exist_ok=True)
-    _clean_stale_temps(options.out_dir)
+    clean_stale_temps(options.out_dir)
     summary = Summary(model=model, out_dir=str(options.out_dir))
-    started, tiles0 = time.perf_counter(), colorizer.tiles_done
-    bar = tqdm(jobs, unit="img", disable=not options.progress, dynamic_ncols=True)
-    tiles = _TileBar(colorizer, enabled=options.progress)
-    for src, target in bar:
+    todo = []
+    for src, target in jobs:
         if target.exists() and not options.overwrite:
             summary.files.append(FileResult(str(src), str(target), "skipped", "already colorized"))
-            continue
+        else:
+            todo.append((src, target))
+    summary.order = [str(src) for src, _ in jobs]
+    return todo, summary
+
+
+def write_summary(summary: Summary, options: ArchiveOptions) -> Path:
+    """``colorize-summary.json`` in the output folder, files in input order; written atomically."""
+    position = {src: i for i, src in enumerate(summary.order)}
+    summary.files.sort(key=lambda f: position.get(f.input, len(position)))
+    path = options.out_dir / SUMMARY
+    atomic_write_text(path, json.dumps(summary.to_dict(), indent=2) + "\n")
+    return path
+
+
+def colorize_archive(colorizer: Any, inputs: list[str], options: ArchiveOptions, *, model: str) -> Summary:
+    """Colorize every photo of ``inputs`` into ``options.out_dir`` in this process; see the module docstring."""
+    from tqdm import tqdm
+
+    todo, summary = plan_archive(inputs, options, model=model)
+    started, tiles0 = time.perf_counter(), colorizer.tiles_done
+    bar = tqdm(todo, unit="img", disable=not options.progress, dynamic_ncols=True)
+    tiles = _TileBar(colorizer, enabled=options.progress)
+    for src, target in bar:
         bar.set_description(src.name[:40])
         summary.files.append(colorize_file(colorizer, src, target, options, tiles.start))
         tiles.close()
@@ -213,5 +249,5 @@ def colorize_archive(colorizer: Any, inputs: list[str], options: ArchiveOptions,
                          "tiles/s": f"{(colorizer.tiles_done - tiles0) / elapsed:.1f}",
                          "failed": summary.count("failed")})
     bar.close()
-    atomic_write_text(options.out_dir / SUMMARY, json.dumps(summary.to_dict(), indent=2) + "\n")
+    write_summary(summary, options)
     return summary

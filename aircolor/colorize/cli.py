@@ -5,42 +5,116 @@ from __future__ import annotations
 import argparse
 import textwrap
 from pathlib import Path
-from typing import Any
+from functools import partial
+from typing import Any, Callable
 
 
-def _cmd_colorize(args: argparse.Namespace) -> int:
-    import torch
-
-    from aircolor.colorize.archive import ArchiveOptions, colorize_archive
-    from aircolor.colorize.engine import ColorizeOptions, Colorizer
-    from aircolor.colorize.source import load_model
+def colorize_options(args: argparse.Namespace, cfg: Any) -> Any:
+    """The :class:`ColorizeOptions` of the parsed arguments, checked against the model's config ``cfg``."""
+    from aircolor.colorize.engine import ColorizeOptions
     from aircolor.errors import UsageError
 
-    if args.batch_size < 1 or not 0 < args.scale <= 4 or args.max_pixels < 1:
-        raise UsageError("--batch-size must be >= 1, --scale in (0, 4], --max-pixels >= 1")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {args.device}: no CUDA device is visible; use --device cpu or auto")
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    size = int(cfg.data.size)
+    tile = args.tile or size
+    if tile % size:
+        raise UsageError(f"--tile {tile}: must be a multiple of the model's tile size {size} (e.g. {4 * size}): "
+                         f"its generator was trained on {size} px tiles")
+    if args.overlap is not None and not 0 <= args.overlap < tile:
+        raise UsageError(f"--overlap {args.overlap}: must be in [0, {tile}) (the tile size)")
+    return ColorizeOptions(overlap=args.overlap, batch_size=args.batch_size, scale=args.scale, tile=tile,
+                           keep_luminance=not args.model_luminance, amp=not args.no_amp, block=args.block_tiles,
+                           channels_last=not args.no_channels_last)
+
+
+def archive_options(args: argparse.Namespace) -> Any:
+    from aircolor.colorize.archive import ArchiveOptions
+
+    return ArchiveOptions(out_dir=Path(args.out), max_pixels=int(args.max_pixels), overwrite=args.overwrite,
+                          format=args.format, progress=not args.quiet)
+
+
+def _check_args(args: argparse.Namespace) -> None:
     from aircolor.colorize.archive import discover
+    from aircolor.errors import UsageError
     from aircolor.utils import check_output_folder
 
+    if not 0 < args.scale <= 4 or args.max_pixels < 1:
+        raise UsageError("--scale must be in (0, 4] and --max-pixels >= 1")
+    ray_only = [flag for flag, value in (("--address", args.address), ("--workers", args.workers),
+                                         ("--cpus-per-worker", args.cpus_per_worker),
+                                         ("--gpus-per-worker", args.gpus_per_worker)) if value is not None]
+    if ray_only and not args.ray:
+        raise UsageError(f"{ray_only[0]} is an option of --ray; add --ray to colorize on a Ray cluster")
+    if args.ray and args.device != "auto":
+        raise UsageError("--device is for one process; with --ray, workers use a GPU when --gpus-per-worker > 0")
     check_output_folder(Path(args.out), "--out")
     discover(args.inputs, Path(args.out))  # bad INPUTs fail in a second, before the model is fetched
-    model, cfg, described = load_model(args.model, device=device, tracking_uri=args.tracking_uri)
-    if args.overlap is not None and not 0 <= args.overlap < cfg.data.size:
-        raise UsageError(f"--overlap {args.overlap}: must be in [0, {cfg.data.size}) (the model's tile size)")
-    colorizer = Colorizer(model, cfg, device, ColorizeOptions(
-        overlap=args.overlap, batch_size=args.batch_size, scale=args.scale,
-        keep_luminance=not args.model_luminance, amp=not args.no_amp))
-    out = Path(args.out)
-    summary = colorize_archive(colorizer, args.inputs, ArchiveOptions(
-        out_dir=out, max_pixels=int(args.max_pixels), overwrite=args.overwrite, format=args.format,
-        progress=not args.quiet), model=described)
+
+
+def _print_summary(summary: Any, out: Path) -> int:
     print(f"colorized {summary.count('done')}, skipped {summary.count('skipped')} (already done), failed "
           f"{summary.count('failed')}: {out / 'colorize-summary.json'}")
     for f in summary.failed:
         print(f"  failed: {f.input}: {f.reason}")
     return 1 if summary.failed else 0
+
+
+def _cmd_colorize(args: argparse.Namespace, run_on_ray: Callable[..., Any] | None = None) -> int:
+    import torch
+
+    from aircolor.colorize.archive import colorize_archive
+    from aircolor.colorize.engine import Colorizer
+    from aircolor.colorize.source import load_model
+    from aircolor.errors import UsageError
+
+    _check_args(args)
+    if args.ray:
+        if run_on_ray is None:
+            raise UsageError("this entry point cannot run on Ray; use `aircolor colorize --ray` or "
+                             "`python -m aircolor.colorize --ray`")
+        return _print_summary(run_on_ray(args), Path(args.out))
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device}: no CUDA device is visible; use --device cpu or auto")
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, cfg, described = load_model(args.model, device=device, tracking_uri=args.tracking_uri)
+    colorizer = Colorizer(model, cfg, device, colorize_options(args, cfg))
+    summary = colorize_archive(colorizer, args.inputs, archive_options(args), model=described)
+    return _print_summary(summary, Path(args.out))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
+def _float(text: str, *, zero: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 <= value if zero else 0 < value) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {'non-negative' if zero else 'positive'} number, "
+                                         f"e.g. 1 or 0.5")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _float(text, zero=False)
+
+
+def _nonnegative_float(text: str) -> float:
+    return _float(text, zero=True)
+
+
+def _ray_address(text: str) -> str:
+    from aircolor.cli import ray_address
+
+    return ray_address(text)
 
 
 def _device(text: str) -> str:
@@ -50,7 +124,9 @@ def _device(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r} is not a device aircolor runs on; use auto, cpu, cuda or cuda:N")
 
 
-def register_cli(subparsers: Any) -> argparse.ArgumentParser:
+def register_cli(subparsers: Any, *, run_on_ray: Callable[..., Any] | None = None) -> argparse.ArgumentParser:
+    """``aircolor colorize``; ``run_on_ray(args) -> Summary`` runs it with ``--ray`` (the command line passes
+    the Ray driver, :func:`sweeps.colorize.colorize_on_ray`: the library itself never imports Ray)."""
     example = """
         aircolor colorize photo.jpg --out colorized/          # the model shipped with aircolor, offline
         aircolor colorize --model runs/pix2pix-lab/model/generator.pt scans/ --out colorized/
@@ -72,7 +148,11 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow tracking URI for run ids and models:/ URIs")
     p.add_argument("--device", default="auto", type=_device,
                    help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=int, default=16, help="tiles per forward pass (default 16)")
+    p.add_argument("--batch-size", type=_positive, help="tiles per forward pass (default: about 1 Mpx of tiles, "
+                                                          "16 at 256 px, 256 at 64 px)")
+    p.add_argument("--tile", type=_positive, metavar="PX",
+                   help="tile side the generator sees: a multiple of its training size (default: that size). "
+                        "Larger tiles are fewer, so faster; see the README for how much the colours move")
     p.add_argument("--overlap", type=int,
                    help="tile overlap in pixels (default: half the model's tile size; less is faster, 0 shows seams)")
     p.add_argument("--scale", type=float, default=1.0,
@@ -85,7 +165,24 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=float, default=300e6,
                    help="skip (and report) photos above this many pixels (default 300e6; about 16 bytes of RAM each)")
     p.add_argument("--overwrite", action="store_true", help="recolorize outputs that already exist")
-    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast (default: on CUDA and on CPUs with "
+                                                         "native bf16)")
+    p.add_argument("--no-channels-last", action="store_true", help="NCHW convolutions (default: channels_last)")
+    p.add_argument("--block-tiles", type=_positive, metavar="N",
+                   help="tiles per side of a block, the unit of work spread over --ray workers (default: enough "
+                        "for two batches, at least 8)")
+    ray = p.add_argument_group("on a Ray cluster (--ray)")
+    ray.add_argument("--ray", action="store_true",
+                     help="colorize on a Ray cluster: photos, and the tile blocks of large photos, spread over "
+                          "worker actors that each hold one model copy")
+    ray.add_argument("--address", type=_ray_address,
+                     help="the cluster: auto, HOST:6379 or ray://HOST:10001 (default $RAY_ADDRESS, else a local "
+                          "Ray on this machine)")
+    ray.add_argument("--workers", type=_positive, help="worker actors (default: as many as the cluster fits)")
+    ray.add_argument("--cpus-per-worker", type=_positive_float, metavar="C",
+                     help="CPUs per worker, also its torch threads (default 1)")
+    ray.add_argument("--gpus-per-worker", type=_nonnegative_float, metavar="F",
+                     help="GPUs per worker, may be a fraction such as 0.5 (default 0: CPU workers)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_colorize)
+    p.set_defaults(func=partial(_cmd_colorize, run_on_ray=run_on_ray))
     return p

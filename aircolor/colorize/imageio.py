@@ -286,3 +286,20 @@ def copy_sidecars(src: Path, out: Path) -> list[Path]:
             shutil.copyfile(side, tmp)
         copied.append(target)
     return copied
+
+
+def photo_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header, without decoding it; None when the header cannot be read (reading
+    the photo then says why)."""
+    try:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            import rasterio
+
+            with _quiet_georef(), rasterio.open(path) as ds:
+                return int(ds.width), int(ds.height)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return int(im.width), int(im.height)
+    except Exception:  # any unreadable header: the photo's own read reports it, per file
+        return None

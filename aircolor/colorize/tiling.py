@@ -6,6 +6,12 @@ the outputs back with feathered weights. A GAN's output drifts from tile to tile
 brightness), so a hard cut shows that drift as a visible grid; the raised-cosine feather spreads the change over
 the whole overlap instead, and normalising by the summed weights makes the blend exact wherever tiles agree.
 
+The tiles are grouped into **blocks** (up to ``block`` x ``block`` neighbouring tiles, :class:`BlockPlan`): each
+block's tiles are run and blended into a partial sum over the block's footprint, and rows of the result are the
+blocks' partial sums added in block order, divided by the blocks' summed weights. A block is the unit of work that
+``aircolor colorize --ray`` hands to a worker, so one large scan is spread over the cluster; the single-process path
+runs the same blocks in the same order, so both give the same bits.
+
 Example::
 
     proc = TiledProcessor(generator, tile=256, overlap=64, batch_size=16, out_channels=2, device="cuda")
@@ -15,7 +21,9 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -125,110 +133,192 @@ def pad_to(
     return image, (0, pad_w, 0, pad_h)
 
 
+# ------------------------------------------------------------------------------------------------ blocks
+@dataclass(frozen=True)
+class Block:
+    """Up to ``block`` x ``block`` neighbouring tiles: their origins and global ids (row-major over the whole
+    image: the seeds of per-tile randomness), and their footprint ``[y0, y1) x [x0, x1)`` in the padded image."""
+
+    index: int
+    origins: tuple[tuple[int, int], ...]
+    ids: tuple[int, ...]
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+
+class BlockPlan:
+    """The tiles of an H x W image (padded on the bottom/right to at least one tile) and their blocks.
+
+    A pure function of the geometry: any process that builds the plan for the same size and options gets the same
+    blocks, which is what lets a worker compute block 17 of a scan and the driver put it back in its place.
+    """
+
+    def __init__(self, h: int, w: int, *, tile: int, overlap: int, block: int = 8) -> None:
+        if block < 1:
+            raise ValueError(f"block must be >= 1 tiles per side, got {block}")
+        self.h, self.w, self.tile, self.overlap = h, w, tile, overlap
+        self.ph, self.pw = max(h, tile), max(w, tile)
+        ys, xs = tile_starts(self.ph, tile, overlap), tile_starts(self.pw, tile, overlap)
+        self.tiles = len(ys) * len(xs)
+        blocks = []
+        for by in range(0, len(ys), block):
+            for bx in range(0, len(xs), block):
+                rows, cols = range(by, min(by + block, len(ys))), range(bx, min(bx + block, len(xs)))
+                blocks.append(Block(len(blocks), tuple((ys[r], xs[c]) for r in rows for c in cols),
+                                    tuple(r * len(xs) + c for r in rows for c in cols),
+                                    ys[rows[0]], ys[rows[-1]] + tile, xs[cols[0]], xs[cols[-1]] + tile))
+        self.blocks: tuple[Block, ...] = tuple(blocks)
+        self._windows: dict[tuple[bool, bool, bool, bool], torch.Tensor] = {}
+
+    def window(self, y: int, x: int) -> torch.Tensor:
+        """Blend window of the tile at (y, x): no ramp on sides at the image border (at most 9 distinct: cached)."""
+        key = (y == 0, y == self.ph - self.tile, x == 0, x == self.pw - self.tile)
+        if key not in self._windows:
+            top, bottom, left, right = key
+            self._windows[key] = tile_weights(self.tile, self.overlap, top=top, bottom=bottom, left=left, right=right)
+        return self._windows[key]
+
+    def covering(self, r0: int, r1: int) -> list[Block]:
+        """The blocks whose footprint meets rows ``[r0, r1)``, in block order."""
+        return [b for b in self.blocks if b.y0 < r1 and b.y1 > r0]
+
+    def block_weight(self, block: Block) -> torch.Tensor:
+        """(y1 - y0, x1 - x0) sum of the block's tile windows, added in the block's tile order."""
+        total = torch.zeros(block.y1 - block.y0, block.x1 - block.x0, dtype=torch.float32)
+        t = self.tile
+        for y, x in block.origins:
+            total[y - block.y0:y - block.y0 + t, x - block.x0:x - block.x0 + t] += self.window(y, x)
+        return total
+
+
+def block_partial(fn: Callable[..., torch.Tensor], padded: torch.Tensor, plan: BlockPlan, block: Block, *,
+                  batch_size: int, out_channels: int, device: torch.device, with_ids: bool = False,
+                  progress: Callable[[int], None] | None = None) -> torch.Tensor:
+    """(out_channels, y1 - y0, x1 - x0) float32 CPU: the block's tiles run through ``fn`` in batches of at most
+    ``batch_size`` (``fn(batch, ids)`` when ``with_ids``) and blended with their windows, not yet normalised."""
+    t = plan.tile
+    acc = torch.zeros(out_channels, block.y1 - block.y0, block.x1 - block.x0, dtype=torch.float32)
+    with torch.inference_mode():
+        for i in range(0, len(block.origins), batch_size):
+            origins, ids = block.origins[i:i + batch_size], block.ids[i:i + batch_size]
+            batch = torch.stack([padded[:, y:y + t, x:x + t] for y, x in origins]).to(device)
+            out = fn(batch, ids) if with_ids else fn(batch)
+            expected = (len(origins), out_channels, t, t)
+            if tuple(out.shape) != expected:
+                raise ValueError(f"fn returned shape {tuple(out.shape)}, expected {expected}")
+            out = out.to("cpu", torch.float32)
+            for (y, x), tile_out in zip(origins, out):
+                y, x = y - block.y0, x - block.x0
+                acc[:, y:y + t, x:x + t].addcmul_(tile_out, plan.window(y + block.y0, x + block.x0))
+            if progress is not None:
+                progress(len(origins))
+    return acc
+
+
+def assemble(plan: BlockPlan, r0: int, r1: int, partials: Mapping[int, torch.Tensor]) -> torch.Tensor:
+    """Rows ``[r0, r1)`` (of the unpadded image) of the blended result, (C, r1 - r0, W) contiguous: the partial sums
+    of the covering blocks added in block order, divided by their summed windows. Every path (one process, or
+    blocks from many workers) adds the same numbers in the same order, so the result is the same to the bit."""
+    blocks = plan.covering(r0, r1)
+    channels = partials[blocks[0].index].shape[0]
+    acc = torch.zeros(channels, r1 - r0, plan.pw, dtype=torch.float32)
+    weight = torch.zeros(r1 - r0, plan.pw, dtype=torch.float32)
+    for b in blocks:
+        a0, a1 = max(r0, b.y0), min(r1, b.y1)
+        acc[:, a0 - r0:a1 - r0, b.x0:b.x1] += partials[b.index][:, a0 - b.y0:a1 - b.y0]
+        weight[a0 - r0:a1 - r0, b.x0:b.x1] += plan.block_weight(b)[a0 - b.y0:a1 - b.y0]
+    acc /= weight
+    return acc[:, :, :plan.w].contiguous()
+
+
+# ------------------------------------------------------------------------------------------------ one process
 class TiledProcessor:
     """Run ``fn`` over overlapping tiles of an image of any size and blend the outputs without seams.
 
-    ``fn`` maps (B, C, tile, tile) on ``device`` to (B, out_channels, tile, tile); it is called under
-    ``torch.inference_mode`` (put a model in ``eval()`` first). Tiles are cut and sent in batches of at most
-    ``batch_size``, so only one batch of tiles exists at a time; the output and weight sums live in float32 CPU
-    buffers the size of the (padded) image. ``tiles_done`` counts tiles processed over the processor's lifetime,
-    for a tiles/s progress bar; ``progress``, if given, is called with the number of tiles after each batch (so
-    ``tqdm(total=proc.count_tiles(h, w)).update`` fits) because ``__call__`` does not return until the image is done.
+    ``fn`` maps (B, C, tile, tile) on ``device`` to (B, out_channels, tile, tile) (called as ``fn(batch, ids)``
+    with the tiles' global ids when ``with_ids``); it runs under ``torch.inference_mode`` (put a model in
+    ``eval()`` first). Tiles are cut and sent in batches of at most ``batch_size`` within a block of up to
+    ``block`` x ``block`` tiles, so only one batch of tiles exists at a time. ``tiles_done`` counts tiles over the
+    processor's lifetime, for a tiles/s progress bar; ``progress``, if given, is called with the number of tiles
+    after each batch (so ``tqdm(total=proc.count_tiles(h, w)).update`` fits).
     """
 
-    def __init__(
-        self,
-        fn: Callable[[torch.Tensor], torch.Tensor],
-        *,
-        tile: int,
-        overlap: int,
-        batch_size: int = 8,
-        out_channels: int,
-        device: torch.device | str = "cpu",
-        progress: Callable[[int], None] | None = None,
-    ) -> None:
+    def __init__(self, fn: Callable[..., torch.Tensor], *, tile: int, overlap: int, batch_size: int = 8,
+                 out_channels: int, device: torch.device | str = "cpu", block: int = 8, with_ids: bool = False,
+                 progress: Callable[[int], None] | None = None) -> None:
         if not 0 <= overlap < tile:
             raise ValueError(f"overlap must satisfy 0 <= overlap < tile ({tile}), got {overlap}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if out_channels < 1:
             raise ValueError(f"out_channels must be >= 1, got {out_channels}")
-        self.fn = fn
-        self.tile = tile
-        self.overlap = overlap
-        self.batch_size = batch_size
-        self.out_channels = out_channels
-        self.device = torch.device(device)
+        if block < 1:
+            raise ValueError(f"block must be >= 1, got {block}")
+        self.fn, self.tile, self.overlap, self.batch_size = fn, tile, overlap, batch_size
+        self.out_channels, self.device, self.block, self.with_ids = out_channels, torch.device(device), block, with_ids
         self.progress = progress
         self.tiles_done = 0
-        self._weights: dict[tuple[bool, bool, bool, bool], torch.Tensor] = {}
+
+    def plan(self, h: int, w: int) -> BlockPlan:
+        return BlockPlan(h, w, tile=self.tile, overlap=self.overlap, block=self.block)
 
     def count_tiles(self, h: int, w: int) -> int:
         """Number of tiles ``__call__`` runs for an H x W image (the total for a progress bar)."""
-        return len(tile_starts(h, self.tile, self.overlap)) * len(tile_starts(w, self.tile, self.overlap))
-
-    def _weight(self, y: int, x: int, *, h: int, w: int) -> torch.Tensor:
-        """Blend window of the tile at (y, x) of a padded H x W image: no ramp on sides at the image border.
-
-        At most 9 distinct windows per image (corners, edges, interior), so they are cached.
-        """
-        key = (y == 0, y == h - self.tile, x == 0, x == w - self.tile)
-        if key not in self._weights:
-            top, bottom, left, right = key
-            self._weights[key] = tile_weights(self.tile, self.overlap, top=top, bottom=bottom, left=left, right=right)
-        return self._weights[key]
-
-    def _origins(self, h: int, w: int) -> list[tuple[int, int]]:
-        """(y, x) tile origins over a padded H x W image, row-major."""
-        ys, xs = tile_starts(h, self.tile, self.overlap), tile_starts(w, self.tile, self.overlap)
-        return [(y, x) for y in ys for x in xs]
-
-    def _padded_weight_sum(self, h: int, w: int) -> torch.Tensor:
-        """Sum of all tiles' blend windows over a padded H x W image (H, W >= tile): the normalising denominator."""
-        t = self.tile
-        total = torch.zeros(h, w, dtype=torch.float32)
-        for y, x in self._origins(h, w):
-            total[y:y + t, x:x + t] += self._weight(y, x, h=h, w=w)
-        return total
+        return len(tile_starts(max(h, self.tile), self.tile, self.overlap)) * \
+            len(tile_starts(max(w, self.tile), self.tile, self.overlap))
 
     def weight_sum(self, h: int, w: int) -> torch.Tensor:
-        """(H, W) sum of blend weights that ``__call__`` divides by for an H x W image.
+        """(H, W) sum of blend weights that the result is divided by for an H x W image: >= 1 everywhere when
+        overlap <= tile / 2 (neighbours' ramps sum to 1, a larger end overlap only adds), exactly 1 where tiles
+        overlap by exactly ``overlap``. Useful to check or visualise coverage."""
+        plan = self.plan(h, w)
+        ones = {b.index: plan.block_weight(b)[None] for b in plan.blocks}
+        weight = torch.zeros(1, plan.ph, plan.pw)
+        for b in plan.blocks:
+            weight[:, b.y0:b.y1, b.x0:b.x1] += ones[b.index]
+        return weight[0, :h, :w].contiguous()
 
-        It is >= 1 everywhere when overlap <= tile / 2 (the ramps of neighbours sum to 1, and a larger overlap at
-        the end only adds weight), so the division is well conditioned; where tiles overlap by exactly ``overlap``
-        it is exactly 1. Useful to check or visualise coverage.
-        """
-        ph, pw = max(h, self.tile), max(w, self.tile)
-        return self._padded_weight_sum(ph, pw)[:h, :w].contiguous()
+    def run_block(self, padded: torch.Tensor, plan: BlockPlan, block: Block) -> torch.Tensor:
+        """One block's partial sum (:func:`block_partial`) of a padded (C, ph, pw) image; counts its tiles."""
+        def advance(n: int) -> None:
+            self.tiles_done += n
+            if self.progress is not None:
+                self.progress(n)
 
-    def _batches(self, h: int, w: int) -> Iterator[list[tuple[int, int]]]:
-        """(y, x) tile origins over a padded H x W image, row-major, in lists of up to ``batch_size``."""
-        origins = self._origins(h, w)
-        for i in range(0, len(origins), self.batch_size):
-            yield origins[i:i + self.batch_size]
+        return block_partial(self.fn, padded, plan, block, batch_size=self.batch_size, out_channels=self.out_channels,
+                             device=self.device, with_ids=self.with_ids, progress=advance)
+
+    def stream(self, image: torch.Tensor, ranges: Iterable[tuple[int, int]],
+               pool: Executor | None = None) -> Iterator[torch.Tensor]:
+        """For each row range ``[r0, r1)`` of ``image`` (C, H, W) in turn (non-decreasing starts), its blended rows
+        (out_channels, r1 - r0, W). Blocks run in block order, on ``pool`` if given (the blocks of this range and
+        the next run side by side), and each block's partial sum is dropped once no later range needs it, so a
+        large scan never holds more than a few rows of blocks."""
+        if image.ndim != 3:
+            raise ValueError(f"expected a (C, H, W) image, got shape {tuple(image.shape)}")
+        padded, _ = pad_to(image, self.tile, self.tile)
+        plan = self.plan(*image.shape[-2:])
+        ranges = list(ranges)
+        last = [plan.covering(r0, r1)[-1].index for r0, r1 in ranges]
+        started: dict[int, Future[torch.Tensor]] = {}
+        for k, (r0, r1) in enumerate(ranges):
+            for index in range(len(started), last[min(k + 1, len(ranges) - 1)] + 1):
+                block = plan.blocks[index]
+                started[index] = (pool.submit(self.run_block, padded, plan, block) if pool is not None
+                                  else _done(self.run_block(padded, plan, block)))
+            yield assemble(plan, r0, r1, {b.index: started[b.index].result() for b in plan.covering(r0, r1)})
+            for block in plan.blocks[:last[k] + 1]:
+                if block.y1 <= r0 and block.index in started:
+                    started[block.index] = _done(None)  # its partial sum is no longer needed
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """Colorize-style map of a (C, H, W) CPU image to (out_channels, H, W) float32 on CPU."""
-        if image.ndim != 3:
-            raise ValueError(f"expected a (C, H, W) image, got shape {tuple(image.shape)}")
-        padded, (left, right, top, bottom) = pad_to(image, self.tile, self.tile)
-        ph, pw = padded.shape[-2:]
-        acc = torch.zeros(self.out_channels, ph, pw, dtype=torch.float32)
-        t = self.tile
-        with torch.inference_mode():
-            for origins in self._batches(ph, pw):
-                batch = torch.stack([padded[:, y:y + t, x:x + t] for y, x in origins]).to(self.device)
-                out = self.fn(batch)
-                expected = (len(origins), self.out_channels, t, t)
-                if tuple(out.shape) != expected:
-                    raise ValueError(f"fn returned shape {tuple(out.shape)}, expected {expected}")
-                out = out.to("cpu", torch.float32)
-                for (y, x), tile_out in zip(origins, out):
-                    acc[:, y:y + t, x:x + t].addcmul_(tile_out, self._weight(y, x, h=ph, w=pw))
-                self.tiles_done += len(origins)
-                if self.progress is not None:
-                    self.progress(len(origins))
-        acc /= self._padded_weight_sum(ph, pw)
-        if right or bottom or left or top:
-            acc = acc[:, top:ph - bottom, left:pw - right].contiguous()
-        return acc
+        return next(self.stream(image, [(0, image.shape[-2])]))
+
+
+def _done(value: object) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future

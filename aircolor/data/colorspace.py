@@ -40,7 +40,9 @@ def _like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def _mix(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:
     x = x.movedim(dim, -1)
-    return (x @ _like(matrix, x).T).movedim(-1, dim)
+    # contiguous: elementwise ops on the channels-last view it would be otherwise give bits that depend on the
+    # number of threads (vectorised and scalar paths split differently), and colorize must not
+    return (x @ _like(matrix, x).T).movedim(-1, dim).contiguous()
 
 
 def _per_channel(t: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:

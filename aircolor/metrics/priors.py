@@ -75,7 +75,7 @@ class ColorPriors:
 
     def deliver(self, name: str, gray_u8: torch.Tensor) -> torch.Tensor:
         """The delivered image of prior ``name``: (N, 3, H, W) sRGB in [0, 1] (input L*, prior chroma, fitted)."""
-        from aircolor.colorize.engine import deliver
+        from aircolor.colorize.delivery import deliver
 
         return deliver(gray_u8.float() / 255.0, self.chroma(name, gray_u8))
 

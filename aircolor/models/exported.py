@@ -61,3 +61,24 @@ def load_weights(module: torch.nn.Module, weights: dict[str, Any], path: Path, w
         detail = " ".join(str(exc).split())[:240]
         raise UsageError(f"{path}: {what}'s weights do not fit the model its config builds ({detail})") from None
 
+
+
+def generator_payload(model: GANModel, cfg: RunConfig) -> dict[str, Any]:
+    """The loaded generator as plain data (config + CPU weights), for processes that rebuild it with
+    :func:`generator_from_payload` (``aircolor colorize --ray`` ships it to its workers through the object store)."""
+    from aircolor.config import config_to_dict
+
+    nets = {name: {k: v.detach().cpu() for k, v in net.state_dict().items()}
+            for name, net in model.named_children() if name in ("G", "G_A")}
+    return {"config": config_to_dict(cfg), "nets": nets}
+
+
+def generator_from_payload(payload: dict[str, Any], device: str | torch.device = "cpu") -> tuple[GANModel, RunConfig]:
+    """The model of :func:`generator_payload`, rebuilt with the same weights, in eval mode on ``device``."""
+    from aircolor.models.zoo import build_model
+
+    cfg = config_from_dict(payload["config"], source="the driver's model")
+    model = build_model(cfg)
+    for name, weights in payload["nets"].items():
+        getattr(model, name).load_state_dict(weights)
+    return model.prepare(torch.device(device)).eval(), cfg

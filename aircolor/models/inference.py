@@ -10,6 +10,9 @@ size 1). Scoring a BatchNorm generator on batches of 32 instead makes each outpu
   same output in both modes and keep their batches.
 * ``eval``: ``model.eval()``: BatchNorm's running statistics, no dropout; batches of any size.
 
+For colorizing, :class:`PerTileReference` gives the ``reference`` mode's output with tiles in batches: each
+image normalised on its own statistics and its dropout mask drawn from its own seed.
+
 Usage::
 
     with generator_mode(model, "reference") as per_forward:      # per_forward: 1 for BatchNorm nets, else None
@@ -19,9 +22,11 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 MODES = ("reference", "eval")
@@ -60,3 +65,67 @@ def run_batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, bat
     if x.size(0) <= batch_size:
         return fn(x)
     return torch.cat([fn(x[i:i + batch_size]) for i in range(0, x.size(0), batch_size)])
+
+
+# ------------------------------------------------------------------------------------------------ per tile
+class PerTileReference:
+    """``reference`` mode for whole batches, image by image, safe to use from several threads at once.
+
+    Forward hooks on the model's layers: each BatchNorm layer normalises every image of the batch on that image's
+    own statistics (``F.instance_norm`` with the layer's weight, bias and eps: what train-mode BatchNorm does with
+    a batch of one), and each Dropout layer draws image ``i``'s mask from a generator seeded with ``seeds[i]``.
+    An image's output is then a function of the image and its seed alone (up to float rounding, the reference
+    mode's one-image passes), whatever else is in its batch, so tiles can be batched freely and a scan split
+    over many workers colours exactly as in one process. The model is put in eval mode (running statistics are
+    never touched); the seeds of a call are thread-local::
+
+        per_tile = PerTileReference(model)
+        with per_tile.seeds([17, 18]):
+            out = model.generate(two_tiles)
+        per_tile.remove()
+    """
+
+    @classmethod
+    def attach(cls, model: nn.Module) -> "PerTileReference":
+        """The model's one PerTileReference (made on first use): hooks attached twice would run twice."""
+        existing = model.__dict__.get("_per_tile_reference")
+        if existing is None:
+            existing = model.__dict__["_per_tile_reference"] = cls(model)
+        return existing
+
+    def __init__(self, model: nn.Module) -> None:
+        self._local = threading.local()
+        self._hooks = []
+        for layer in model.modules():
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                self._hooks.append(layer.register_forward_hook(self._norm))
+            elif isinstance(layer, nn.Dropout):
+                self._hooks.append(layer.register_forward_hook(self._dropout))
+        self.model, self.was_training = model, model.training
+        model.eval()
+
+    @contextlib.contextmanager
+    def seeds(self, seeds: list[int]) -> Iterator[None]:
+        self._local.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        try:
+            yield
+        finally:
+            del self._local.generators
+
+    def remove(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self.model.__dict__.pop("_per_tile_reference", None)
+        self.model.train(self.was_training)
+
+    @staticmethod
+    def _norm(layer: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> torch.Tensor:
+        return F.instance_norm(inputs[0], weight=layer.weight, bias=layer.bias, eps=layer.eps)
+
+    def _dropout(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> torch.Tensor:
+        x = inputs[0]
+        generators = getattr(self._local, "generators", None)
+        if generators is None or len(generators) != x.shape[0]:
+            raise RuntimeError("PerTileReference: run the model inside `with per_tile.seeds(one seed per image)`")
+        keep = torch.stack([torch.rand(x.shape[1:], generator=g) >= layer.p for g in generators])
+        return x * keep.to(x.device, x.dtype, non_blocking=True) * (1.0 / (1.0 - layer.p))

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from aircolor.colorize.engine import deliver, seeded, to_chroma
+from aircolor.colorize.delivery import deliver, seeded, to_chroma
 from aircolor.config import RunConfig
 from aircolor.data.colorspace import AB_SCALE, rgb_to_lab
 from aircolor.data.datasets import AlignedDataset, SingleDataset, list_images

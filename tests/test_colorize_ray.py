@@ -1,0 +1,161 @@
+"""``aircolor colorize --ray`` on the session's real local Ray cluster (2 CPUs), against the single-process path.
+
+The models are reference-mode pix2pix generators (BatchNorm on each tile's own statistics, dropout seeded per
+tile): their colours depend on how tiles are normalised and seeded, so a photo whose blocks of tiles were computed
+by two workers and put back together by a third only matches the one-process output if the split is exact. The
+session's trained 32 px model (no dropout at that depth) checks the seams too; an untrained 64 px one (ngf 8: deep
+enough for a dropout layer) checks dropout, --scale and the fault handling. The photos are the real 1936-1942
+GSI samples: two 1024 x 1024 JPEGs (3969 tiles of 32 px, 961 of 64 px: blocks spread over both workers),
+256 x 256 gray+alpha PNGs, and a 16-bit GeoTIFF with nodata.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_colorize import Z17, Z18, _write_geotiff, colorize, lab_of, seam_z
+
+pytestmark = pytest.mark.slow
+SEAM = Path(__file__).with_name("colorize_fault_seam.py")
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, sample_data) -> Path:
+    """A small real archive: photos in sub-folders, one GeoTIFF, one large photo."""
+    root = tmp_path_factory.mktemp("archive") / "scans"
+    (root / "z17").mkdir(parents=True)
+    (root / "z18").mkdir()
+    for photo in sorted((sample_data / Z17).parent.glob("*.jpg")):
+        shutil.copy(photo, root / "z17" / photo.name)
+    for photo in sorted((sample_data / Z18).parent.glob("*.png"))[:3]:
+        shutil.copy(photo, root / "z18" / photo.name)
+    gray = np.asarray(Image.open(sample_data / Z18).convert("L")).astype(np.uint16) * 257 + 3
+    gray[:20, :30] = 0
+    _write_geotiff(root / "z18" / "tile16.tif", gray, x=229749, y=104184, z=18, nodata=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def dropout_generator(tmp_path_factory) -> Path:
+    """An exported reference-mode Lab pix2pix with BatchNorm and a dropout layer (untrained: 64 px, ngf 8)."""
+    import torch
+
+    from aircolor.models.zoo import build_named
+    from aircolor.training.loop import export_generator
+
+    torch.manual_seed(3)
+    model = build_named("pix2pix", ["model.ngf=8", "model.ndf=8", "data.size=64", "model.netG=unet_auto",
+                                    "model.dropout=true", "data.color_space=lab", "metrics.generator_mode=reference"])
+    return export_generator(model, model.cfg, tmp_path_factory.mktemp("dropout") / "generator.pt")
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, archive, dropout_generator) -> Path:
+    """The archive colorized in one process by the dropout model: what --ray must reproduce byte for byte."""
+    out = tmp_path_factory.mktemp("single") / "out"
+    res = colorize("--model", str(dropout_generator), str(archive), "--out", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    return out
+
+
+def ray_colorize(ray_cluster, *args: str, seam: list[str] | None = None) -> subprocess.CompletedProcess:
+    env = dict(ray_cluster["env"], RAY_ADDRESS=ray_cluster["address"], PYTHONUNBUFFERED="1")
+    head = [str(SEAM), *seam] if seam else ["-m", "aircolor"]
+    return subprocess.run([sys.executable, *head, "colorize", "--ray", "--workers", "2", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "colorize-summary.json"}
+
+
+def summary_of(folder: Path) -> dict:
+    return json.loads((folder / "colorize-summary.json").read_text())
+
+
+def test_ray_gives_the_same_files_as_one_process_and_no_seams(tmp_path, archive, lab_generator, ray_cluster):
+    from aircolor.colorize.tiling import tile_starts
+
+    one, ray = tmp_path / "one", tmp_path / "ray"
+    args = ["--model", str(lab_generator), str(archive), "--format", "png"]
+    assert colorize(*args, "--out", str(one)).returncode == 0
+    res = ray_colorize(ray_cluster, *args, "--out", str(ray))
+    assert res.returncode == 0, res.stdout + res.stderr
+    want, got = outputs(one), outputs(ray)
+    assert sorted(got) == sorted(want) and len(want) == 6
+    for name in want:
+        assert got[name] == want[name], f"{name} differs from the single-process output"
+    summary = summary_of(ray)
+    assert summary["counts"] == {"done": 6, "skipped": 0, "failed": 0} and summary["run"]["workers"] == 2
+    big = [f for f in summary["files"] if f["input"].endswith(".jpg")]
+    assert len(big) == 2 and all(f["workers"] == 2 and f["tiles"] == 3969 for f in big)  # split over both
+    # the seams of a photo assembled from two workers' blocks are as invisible as in one process
+    for photo in sorted((ray / "z17").glob("*.png")):
+        assert seam_z(lab_of(np.asarray(Image.open(photo).convert("RGB"))), tile_starts(1024, 32, 16)) < 2.5
+    assert "2 workers on 1 node(s), 6 photos to colorize" in res.stderr and "MP/s" in res.stderr
+
+
+def test_ray_with_dropout_and_a_scale_matches_too(tmp_path, archive, dropout_generator, ray_cluster):
+    """Dropout masks seeded per tile, and --scale, which resamples the model's output band by band (each band
+    from its own rows of the model's image), on the large photos in small blocks."""
+    one, ray = tmp_path / "one", tmp_path / "ray"
+    args = ["--model", str(dropout_generator), str(archive / "z17"), "--scale", "0.6", "--overlap", "8"]
+    assert colorize(*args, "--out", str(one)).returncode == 0
+    res = ray_colorize(ray_cluster, *args, "--out", str(ray), "--block-tiles", "3")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert outputs(ray) == outputs(one) and len(outputs(one)) == 2
+    assert all(f["workers"] == 2 for f in summary_of(ray)["files"])
+
+
+def test_a_worker_killed_mid_write_leaves_no_partial_output_and_the_rerun_completes(
+        tmp_path, archive, single, dropout_generator, ray_cluster):
+    out, markers = tmp_path / "out", tmp_path / "markers"
+    markers.mkdir()
+    first, second = sorted((archive / "z17").glob("*.jpg"))
+    faults = f"{first.name}:once,{second.name}:always"
+    args = ["--model", str(dropout_generator), str(archive), "--out", str(out)]
+    res = ray_colorize(ray_cluster, *args, seam=[str(markers), faults])
+    assert res.returncode == 1, res.stdout + res.stderr          # one photo failed: the exit code says so
+    assert (markers / f"{first.name}.died").exists() and (markers / f"{second.name}.died").exists()
+    summary = summary_of(out)
+    assert summary["counts"] == {"done": 5, "skipped": 0, "failed": 1}, summary
+    failed = [f for f in summary["files"] if f["status"] == "failed"]
+    assert Path(failed[0]["input"]).name == second.name and "worker died 3 times" in failed[0]["reason"]
+    assert f"failed: {failed[0]['input']}" in res.stdout
+    assert not (out / "z17" / second.name).exists()                # nothing half-written under its name ...
+    assert not list(out.rglob("*.tmp"))                              # ... nor left as a temporary file
+    assert (out / "z17" / first.name).read_bytes() == (single / "z17" / first.name).read_bytes()  # retried: whole
+    rerun = ray_colorize(ray_cluster, *args)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert summary_of(out)["counts"] == {"done": 1, "skipped": 5, "failed": 0}
+    assert outputs(out) == outputs(single)
+
+
+def test_ray_job_submit_runs_a_colorize_job_to_the_end(tmp_path, archive, single, dropout_generator, ray_cluster):
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    photos = archive / "z18"
+    out = tmp_path / "out"
+    cmd = [ray_bin, "job", "submit", "--address", ray_cluster["dashboard"], "--", sys.executable, "-m",
+           "aircolor.colorize", "--ray", "--address", "auto", "--model", str(dropout_generator), str(photos), "--out",
+           str(out), "--quiet"]
+    env = dict(ray_cluster["env"], RAY_ADDRESS=ray_cluster["dashboard"])
+    for _ in range(4):
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        # the job server may answer before the head's dashboard agent registered: Ray started nothing then
+        if "No available agent to submit job" not in res.stderr:
+            break
+        time.sleep(10)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "colorized 4, skipped 0 (already done), failed 0" in res.stdout
+    want = {name[len("z18/"):]: data for name, data in outputs(single).items() if name.startswith("z18/")}
+    assert outputs(out) == want and len(want) == 4
