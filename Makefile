@@ -46,10 +46,11 @@ demo: install
 	@# The ranked comparison report of that sweep (HTML + Markdown + figures + Parquet tables).
 	$(BIN)/aircolor report --experiment $(SWEEP) --tracking-uri sqlite:///$(abspath $(DEMO))/mlruns.db \
 		--out $(DEMO)/reports/$(SWEEP) $$(grep -q inception-random $(DEMO)/weights.arg && echo --metric delta_e2000)
-	@# Flow 5: register the sweep's best trial and colorize the 1936-1942 photos of the sample with it.
+	@# Flow 5: register the sweep's best trial and colorize the 1936-1942 photos of the sample with it, on a local
+	@# Ray (--ray: the same command colorizes an archive on a cluster; the files are the same as without it).
 	$(BIN)/aircolor sweep promote $(SWEEP) --storage $(DEMO)/sweeps
 	$(BIN)/aircolor colorize --model models:/aircolor-$(SWEEP)@best --tracking-uri sqlite:///$(abspath $(DEMO))/mlruns.db \
-		$(SAMPLE)/historical/gsi_1936-1942_z18 --out $(DEMO)/colorized/$(SWEEP) --quiet
+		$(SAMPLE)/historical/gsi_1936-1942_z18 --out $(DEMO)/colorized/$(SWEEP) --quiet --ray
 	@echo "demo: datasets in $(DEMO)/data; run folders in $(DEMO)/runs; sweeps in $(DEMO)/sweeps. Watch them with:"
 	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO))/mlruns.db"
 	@echo "demo: the winner's colorized historical photos: $(abspath $(DEMO))/colorized/$(SWEEP)/"

@@ -1,75 +1,413 @@
-"""Colorize benchmark: tiles/s and megapixels/s of :class:`aircolor.colorize.engine.Colorizer` on a large photo.
+"""Colorize benchmarks: megapixels/s of ``aircolor colorize``, how much its faster options move the colours, and
+how it scales over Ray workers.
 
-Case ``tiles``: the real 1024 x 1024 historical photo (GSI 1936-1942, z17) repeated ``tiling`` x ``tiling`` times
-into one large gray image, colorized end to end (tiling with the default half-tile overlap, generator batches of 16,
-raised-cosine blending, full-resolution L* recombination with gamut-fitted chroma) by a freshly initialised pix2pix
-generator. Full mode: the study's generator (U-Net 256, ngf 64, 256 px tiles) on 4096 x 4096. Quick mode: ngf 16 on
-64 px tiles (``unet_auto``) on 2048 x 2048, so that it stays fast on a CPU; megapixels/s of
-quick and full are not comparable (tile size and width differ), tiles/s even less.
+* ``speed``: one process on a large photo (the real 1024 x 1024 GSI 1936-1942 z17 photo repeated into a larger
+  one), the colorize loop as it ran before the speed work (:mod:`benchmarks.colorize_reference`) side by side with
+  today's defaults and with larger tiles (``--tile``), for two generators: the demo's (64 px pix2pix L*a*b* U-Net,
+  ngf 16, eval mode: ``aircolor/configs/demo_cpu.yaml``) and the study's (256 px U-Net, ngf 64, reference mode
+  with BatchNorm and dropout). Weights are freshly initialised: speed does not depend on them.
+* ``agreement``: Delta E 2000 between the outputs of two settings on the real historical photos of the sample,
+  with the trained default model (``aircolor/default_model``): before vs now, larger tiles, a quarter-tile
+  overlap, bf16; and, for a briefly trained reference-mode pix2pix with dropout, two dropout seeds of the old loop
+  against old vs new (dropout is now seeded per tile). What the README's tolerances quote.
+* ``threads``: the generators alone on this CPU's cores, as one stream of multi-threaded ops (torch's default)
+  and as one stream per core of single-threaded ops (what colorize does): tiles/s of each.
+* ``accuracy``: whether those options cost colour accuracy, where there is ground truth: mosaics of 4 x 4
+  neighbouring real colour chips (1024 px) of the regions the default model never saw (Zanzibar, Nairobi: the
+  shared aerial set, ``$AIRCOLOR_AERIAL_DIR``, else ``../shared/data/aerial/color``), their gray copies colorized
+  at ``--scale 0.5`` with each setting, Delta E 2000 against the real colours, beside the gray copy.
+* ``ray``: an archive of copies of the real photos, colorized by ``aircolor colorize`` in one process and with
+  ``--ray`` on a local Ray (1 worker x all CPUs, then 1 CPU per worker), each as its own command: megapixels/s
+  while colorizing, the start-up, and the scaling over the one-process run. On CUDA: 1 worker per GPU, 2 per GPU.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from benchmarks.cases_data import median, record, sample_dir, timed
+from benchmarks.cases_data import median, prepared, record, sample_dir, timed
 
 SECTION = "colorize"
 PHOTO = Path("historical/gsi_1936-1942_z17/OHG-Z17-X114852-Y51992.jpg")
+MODELS = {
+    "demo": ["model.ngf=16", "model.ndf=16", "data.size=64", "model.netG=unet_auto", "model.dropout=false",
+             "data.color_space=lab", "metrics.generator_mode=eval"],
+    "unet256": ["model.ngf=64", "data.size=256", "model.netG=unet_256"],
+}
+# The photo per model: (times the 1024 px photo is repeated per side, crop to this many px or None).
+QUICK_PHOTOS = {"demo": (2, None), "unet256": (1, None)}
+FULL_PHOTOS = {"demo": (4, None), "unet256": (2, None)}
 
-QUICK_MODEL = ["model.ngf=16", "data.size=64", "model.netG=unet_auto"]
-FULL_MODEL = ["model.ngf=64", "data.size=256", "model.netG=unet_256"]
 
-
-def large_gray(tiling: int) -> np.ndarray:
-    """The sample photo as float32 gray in [0, 1], repeated ``tiling`` x ``tiling`` times."""
+def large_gray(tiling: int, crop: int | None = None) -> np.ndarray:
+    """The sample photo as float32 gray in [0, 1], repeated ``tiling`` x ``tiling`` times (and cropped)."""
     from PIL import Image
 
     with Image.open(sample_dir() / PHOTO) as im:
         gray = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    return np.ascontiguousarray(np.tile(gray, (tiling, tiling)))
+    big = np.tile(gray, (tiling, tiling))
+    return np.ascontiguousarray(big[:crop, :crop] if crop else big)
 
 
-def tiles(*, quick: bool, device: torch.device, work: Path, repeats: int) -> list[dict]:
-    """Tiles/s and megapixels/s of the Colorizer (batch 16, default overlap) on a large gray image."""
-    from aircolor.colorize.engine import ColorizeOptions, Colorizer
+def _model(name: str, device: torch.device) -> Any:
     from aircolor.models.zoo import build_named
 
-    overrides, tiling = (QUICK_MODEL, 2) if quick else (FULL_MODEL, 4)
-    model = build_named("pix2pix", overrides).prepare(device).eval()
-    options = ColorizeOptions(batch_size=16)
-    colorizer = Colorizer(model, model.cfg, device, options)
-    image = large_gray(tiling)
-    h, w = image.shape
-    n_tiles = colorizer.count_tiles(w, h)
-
-    def run() -> None:
-        out = colorizer(image)
-        if out.shape != (h, w, 3):
-            raise RuntimeError(f"Colorizer returned shape {out.shape} for a {h}x{w} image")
-
-    # Warm-up on a corner of a few tiles' size: first-call costs (allocator, cuDNN autotune, lazy imports) only.
-    corner = np.ascontiguousarray(image[: 4 * colorizer.tile, : 4 * colorizer.tile])
-    colorizer(corner)
-    seconds = median(timed(run, repeats=repeats, device=device, warmup=False))
-    generator_params = sum(p.numel() for name, p in model.named_parameters() if name.startswith("G."))
-    config = {"image_px": f"{w}x{h}", "source": f"{PHOTO.name} tiled {tiling}x{tiling}",
-              "model": "pix2pix", "netG": str(model.cfg.model.netG), "ngf": int(model.cfg.model.ngf),
-              "tile_px": colorizer.tile, "overlap_px": colorizer.processor.overlap, "batch_size": options.batch_size,
-              "amp_bf16": bool(colorizer.use_amp), "keep_luminance": options.keep_luminance,
-              "generator_params": int(generator_params), "weights": "random init", "device": str(device),
-              "threads": torch.get_num_threads(), "repeats": repeats, "warmup": 1}
-    metrics = {"tiles_per_s": n_tiles / seconds, "megapixels_per_s": h * w / 1e6 / seconds, "tiles": n_tiles,
-               "seconds": seconds}
-    notes = {"tiles_per_s": "generator tiles per second, end to end (tiling, blending, L* recombination included)",
-             "megapixels_per_s": "input megapixels per second, end to end",
-             "tiles": "tiles per image at this tile size and overlap",
-             "seconds": "median seconds for the whole image"}
-    return [record(SECTION, "tiles", config, metrics, notes)]
+    torch.manual_seed(0)
+    return build_named("pix2pix", MODELS[name]).prepare(device).eval()
 
 
-CASES: dict[str, Callable[..., list[dict]]] = {"tiles": tiles}
+def _variants(name: str, device: torch.device) -> list[tuple[str, dict[str, Any]]]:
+    size = int(dict(o.split("=") for o in MODELS[name])["data.size"])
+    out = [("now", {}), ("now, --no-channels-last", {"channels_last": False}),
+           (f"now, --tile {2 * size}", {"tile": 2 * size}), (f"now, --tile {4 * size}", {"tile": 4 * size})]
+    if device.type == "cuda":
+        out.append(("now, --no-amp", {"amp": False}))
+    return out
+
+
+def speed(*, quick: bool, device: torch.device, work: Path, repeats: int) -> list[dict]:
+    """Megapixels/s of the pre-change loop and of today's Colorizer on the same photo, model and device."""
+    from aircolor.colorize.engine import ColorizeOptions, Colorizer
+    from benchmarks.colorize_reference import colorize_before
+
+    records = []
+    for name in MODELS:
+        tiling, crop = (QUICK_PHOTOS if quick else FULL_PHOTOS)[name]
+        image = large_gray(tiling, crop)
+        h, w = image.shape
+        model = _model(name, device)
+        before = median(timed(lambda: colorize_before(model, image), repeats=repeats, device=device))
+        base = {"model": name, "image_px": f"{w}x{h}", "device": str(device), "threads": torch.get_num_threads(),
+                "repeats": repeats, "weights": "random init"}
+        records.append(_speed_record({**base, "variant": "before", "tile_px": int(model.cfg.data.size)},
+                                     h * w, before, before))
+        for label, extra in _variants(name, device):
+            model = _model(name, device)
+            colorizer = Colorizer(model, model.cfg, device, ColorizeOptions(**extra))
+            seconds = median(timed(lambda: colorizer(image), repeats=repeats, device=device))
+            records.append(_speed_record({**base, "variant": label, "tile_px": colorizer.tile,
+                                          "batch_size": colorizer.batch_size, "streams": colorizer.streams,
+                                          "amp_bf16": colorizer.use_amp, "tiles": colorizer.count_tiles(w, h)},
+                                         h * w, seconds, before))
+    return records
+
+
+def _speed_record(config: dict[str, Any], pixels: int, seconds: float, before: float) -> dict:
+    return record(SECTION, "speed", config, {"megapixels_per_s": pixels / 1e6 / seconds, "seconds": seconds,
+                                            "speedup": before / seconds},
+                  {"megapixels_per_s": "input megapixels per second, end to end (tiling, model, blending, "
+                                       "full-resolution L* recombination)",
+                   "seconds": "median seconds for the whole photo",
+                   "speedup": "megapixels/s over the pre-change loop's, same photo, model and device"})
+
+
+def threads(*, quick: bool, device: torch.device, work: Path, repeats: int) -> list[dict]:
+    """Tiles/s of the generators: one stream of ops on all cores vs one single-threaded stream per core (CPU)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if device.type != "cpu":
+        return []
+    cores = torch.get_num_threads()
+    records = []
+    for name in MODELS:
+        model = _model(name, device).to(memory_format=torch.channels_last)
+        size, batch = int(model.cfg.data.size), (16 if int(model.cfg.data.size) <= 128 else 4)
+        n = max(2 * cores, (64 if quick else 256) // batch)
+        x = torch.rand(batch, model.input_nc if model.color_space != "lab" else 1, size, size) * 2 - 1
+        x = x.contiguous(memory_format=torch.channels_last)
+
+        def forward(_: int) -> None:
+            with torch.inference_mode():
+                model.generate(x)
+
+        def one_stream() -> None:
+            for i in range(n):
+                forward(i)
+
+        def streams() -> None:
+            torch.set_num_threads(1)
+            try:
+                with ThreadPoolExecutor(cores) as pool:
+                    list(pool.map(forward, range(n)))
+            finally:
+                torch.set_num_threads(cores)
+
+        a = median(timed(one_stream, repeats=repeats, device=device))
+        b = median(timed(streams, repeats=repeats, device=device))
+        records.append(record(SECTION, "threads", {"model": name, "tile_px": size, "batch": batch, "cores": cores,
+                                                   "batches": n, "repeats": repeats},
+                              {"one_stream_tiles_per_s": n * batch / a, "streams_tiles_per_s": n * batch / b,
+                               "ratio": a / b},
+                              {"one_stream_tiles_per_s": f"tiles/s, one stream of ops on {cores} threads",
+                               "streams_tiles_per_s": f"tiles/s, {cores} streams of single-threaded ops",
+                               "ratio": "streams over one stream"}))
+    return records
+
+
+# ------------------------------------------------------------------------------------------------ agreement
+def _historical() -> list[np.ndarray]:
+    from PIL import Image
+
+    photos = sorted((sample_dir() / "historical").rglob("*.jp*g")) + sorted((sample_dir() / "historical").rglob("*.png"))
+    out = []
+    for path in photos:
+        with Image.open(path) as im:
+            out.append(np.asarray(im.convert("L"), dtype=np.float32) / 255.0)
+    return out
+
+
+def delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel Delta E 2000 between two uint8 sRGB images."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    return deltaE_ciede2000(rgb2lab(a.astype(np.float64) / 255), rgb2lab(b.astype(np.float64) / 255))
+
+
+def _agreement_record(config: dict[str, Any], pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    de = np.concatenate([delta_e(a, b).ravel() for a, b in pairs])
+    level = max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in pairs)
+    return record(SECTION, "agreement", config,
+                  {"delta_e_mean": float(de.mean()) + 1e-9, "delta_e_p99": float(np.percentile(de, 99)) + 1e-9,
+                   "max_level_diff": level + 1e-9},
+                  {"delta_e_mean": "mean Delta E 2000 between the two outputs over all pixels (1e-9 added: 0 shows)",
+                   "delta_e_p99": "99th percentile of the per-pixel Delta E 2000",
+                   "max_level_diff": "largest difference of one 8-bit channel value"})
+
+
+def agreement(*, quick: bool, device: torch.device, work: Path, repeats: int) -> list[dict]:
+    """Delta E between settings on the real historical photos (trained default model; see the module doc)."""
+    from aircolor.colorize.engine import ColorizeOptions, Colorizer
+    from aircolor.colorize.source import DEFAULT_MODEL, load_file
+    from benchmarks.colorize_reference import colorize_before
+
+    photos = _historical()[: 3 if quick else None]
+
+    def run(**options: Any) -> list[np.ndarray]:
+        model, cfg = load_file(DEFAULT_MODEL, device)
+        colorizer = Colorizer(model, cfg, device, ColorizeOptions(**options))
+        return [colorizer(p) for p in photos]
+
+    now = run()
+    base = {"model": "default (128 px, eval mode)", "photos": len(photos), "device": str(device), "repeats": repeats}
+    records = [_agreement_record({**base, "variant": "before vs now"},
+                                 list(zip([colorize_before(load_file(DEFAULT_MODEL, device)[0], p) for p in photos],
+                                          now)))]
+    for label, options in (("--tile 256 vs default", {"tile": 256}), ("--tile 512 vs default", {"tile": 512}),
+                           ("--overlap 32 (a quarter) vs default", {"overlap": 32})):
+        records.append(_agreement_record({**base, "variant": label}, list(zip(run(**options), now))))
+    records.append(_bf16_agreement(base, photos, device))
+    return records + _dropout_agreement(quick=quick, device=device, work=work, repeats=repeats)
+
+
+def _bf16_agreement(base: dict[str, Any], photos: list[np.ndarray], device: torch.device) -> dict:
+    """bf16 autocast vs fp32 (on a CPU without native bf16 it is emulated: slow, same numbers), small photos."""
+    from aircolor.colorize.engine import ColorizeOptions, Colorizer
+    from aircolor.colorize.source import DEFAULT_MODEL, load_file
+
+    small = [p[:256, :256] for p in photos]
+    outs = []
+    for bf16 in (False, True):
+        model, cfg = load_file(DEFAULT_MODEL, device)
+        colorizer = Colorizer(model, cfg, device, ColorizeOptions(amp=bf16))
+        colorizer.use_amp = bf16  # also where this CPU has no native bf16: the numbers are those of one that has
+        outs.append([colorizer(p) for p in small])
+    return _agreement_record({**base, "variant": "bf16 vs fp32", "photos_px": "256x256 crops"},
+                             list(zip(outs[1], outs[0])))
+
+
+def _dropout_agreement(*, quick: bool, device: torch.device, work: Path, repeats: int) -> list[dict]:
+    """A reference-mode pix2pix with dropout (64 px, ngf 16, trained briefly on the sample): how far two dropout
+    seeds of the old loop are apart, and how far the old loop is from today's per-tile seeds."""
+    from aircolor.colorize.engine import ColorizeOptions, Colorizer
+    from aircolor.models.exported import load_generator
+    from benchmarks.colorize_reference import colorize_before
+
+    generator = _trained_dropout_model(work, epochs=3 if quick else 8)
+    photos = _historical()[:2]
+    old = [[colorize_before(load_generator(generator, device)[0], p, seed=s) for p in photos] for s in (0, 1)]
+    model, cfg = load_generator(generator, device)
+    now = [Colorizer(model, cfg, device, ColorizeOptions())(p) for p in photos]
+    base = {"model": "pix2pix 64 px, reference mode, dropout", "photos": len(photos), "device": str(device),
+            "repeats": repeats}
+    return [_agreement_record({**base, "variant": "before seed 0 vs before seed 1"}, list(zip(*old))),
+            _agreement_record({**base, "variant": "before seed 0 vs now (per-tile seeds)"}, list(zip(old[0], now)))]
+
+
+def _trained_dropout_model(work: Path, *, epochs: int) -> Path:
+    from aircolor.config import load_config
+    from aircolor.training import run
+
+    out = work / f"colorize-dropout-{epochs}"
+    found = sorted(out.rglob("model/generator.pt"))
+    if found:
+        return found[0]
+    cfg = load_config(None, ["model.family=pix2pix", "model.netG=unet_auto", "model.ngf=16", "model.ndf=16",
+                             f"data.root={prepared(work, 64)}", "data.size=64", "data.color_space=lab",
+                             f"train.n_epochs={epochs}", "train.n_epochs_decay=0", "train.batch_size=8",
+                             f"train.output_dir={out}", "tracking.enabled=false", "metrics.fid=false",
+                             "metrics.isc=false", "metrics.kid=false", "train.device=cpu", "model.dropout=true",
+                             "metrics.generator_mode=reference", "model.lambda_L1=1000"])
+    result = run(cfg)
+    if not result.ok:
+        raise RuntimeError(f"training the dropout model failed: {result.reason}")
+    return Path(result.generator)
+
+
+# ------------------------------------------------------------------------------------------------ accuracy
+ACCURACY_REGIONS = ("oam_zanzibar", "oam_nairobi")
+ACCURACY_SIDE = 4  # chips per mosaic side
+ACCURACY_SETTINGS = (("default", {}), ("--tile 256", {"tile": 256}), ("--tile 512", {"tile": 512}),
+                     ("--overlap 32", {"overlap": 32}))
+
+
+def aerial_dir() -> Path:
+    from benchmarks.quality import DEFAULT_DATA
+
+    return Path(os.environ.get("AIRCOLOR_AERIAL_DIR", DEFAULT_DATA))
+
+
+def mosaics(folder: Path, side: int, limit: int | None = None) -> list[np.ndarray]:
+    """Disjoint ``side`` x ``side`` mosaics (uint8 RGB) of neighbouring same-zoom chips named ``..._z<z>_<x>_<y>...``
+    (or ``OAM-<x>-<y>-<z>``), greedily in name order."""
+    import re
+
+    from PIL import Image
+
+    chips: dict[tuple[int, int, int], Path] = {}
+    for path in sorted(folder.glob("*.jpg")):
+        m = re.search(r"_z(\d+)_(\d+)_(\d+)", path.name) or re.search(r"OAM-(\d+)-(\d+)-(\d+)", path.name)
+        if m:
+            z, x, y = (int(m[1]), int(m[2]), int(m[3])) if "_z" in m[0] else (int(m[3]), int(m[1]), int(m[2]))
+            chips[(z, x, y)] = path
+    used: set[tuple[int, int, int]] = set()
+    out = []
+    for z, x, y in sorted(chips):
+        block = [(z, x + i, y + j) for j in range(side) for i in range(side)]
+        if all(k in chips and k not in used for k in block):
+            used.update(block)
+            rows = [np.concatenate([np.asarray(Image.open(chips[(z, x + i, y + j)]).convert("RGB"))
+                                    for i in range(side)], axis=1) for j in range(side)]
+            out.append(np.concatenate(rows, axis=0))
+            if limit and len(out) == limit:
+                break
+    return out
+
+
+def accuracy(*, quick: bool, device: torch.device, work: Path, repeats: int) -> list[dict]:
+    """Delta E 2000 against the real colours of held-out mosaics, per colorize setting (see the module doc)."""
+    from PIL import Image
+
+    from aircolor.colorize.engine import ColorizeOptions, Colorizer
+    from aircolor.colorize.source import DEFAULT_MODEL, load_file
+
+    records = []
+    for region in ACCURACY_REGIONS:
+        folder = aerial_dir() / region
+        truth = mosaics(folder, ACCURACY_SIDE, limit=3 if quick else None) if folder.is_dir() else []
+        if not truth:
+            print(f"[colorize] accuracy: no {ACCURACY_SIDE}x{ACCURACY_SIDE} mosaics in {folder}; skipped",
+                  file=sys.stderr)
+            continue
+        grays = [np.asarray(Image.fromarray(t).convert("L"), dtype=np.float32) / 255 for t in truth]
+        gray_rgb = [np.repeat((g * 255).round().astype(np.uint8)[..., None], 3, axis=2) for g in grays]
+        base = {"region": region, "mosaics": len(truth), "mosaic_px": truth[0].shape[0], "scale": 0.5,
+                "model": "default (never saw this region)", "device": str(device), "repeats": repeats}
+        gray_de = float(np.mean([delta_e(g, t).mean() for g, t in zip(gray_rgb, truth)]))
+        for label, options in ACCURACY_SETTINGS:
+            model, cfg = load_file(DEFAULT_MODEL, device)
+            colorizer = Colorizer(model, cfg, device, ColorizeOptions(scale=0.5, **options))
+            de = [delta_e(colorizer(g), t).mean() for g, t in zip(grays, truth)]
+            records.append(record(SECTION, "accuracy", {**base, "variant": label},
+                                  {"delta_e_vs_truth": float(np.mean(de)), "gray_copy_delta_e": gray_de},
+                                  {"delta_e_vs_truth": "mean Delta E 2000 of the delivered image against the real "
+                                                       "colours (lower is better)",
+                                   "gray_copy_delta_e": "the same for the gray copy itself (the baseline to beat)"}))
+    return records
+
+
+# ------------------------------------------------------------------------------------------------ on Ray
+RAY_PHOTOS = {True: 8, False: 32}  # copies of the real 1024 px photos in the archive: quick, full
+
+
+def _archive(work: Path, copies: int) -> Path:
+    """``copies`` real 1024 x 1024 photos (the two z17 samples, alternately), built once."""
+    folder = work / f"colorize-archive-{copies}"
+    if not folder.is_dir() or len(list(folder.glob("*.jpg"))) != copies:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        photos = sorted((sample_dir() / PHOTO).parent.glob("*.jpg"))
+        for i in range(copies):
+            shutil.copy(photos[i % len(photos)], folder / f"photo{i:03d}.jpg")
+    return folder
+
+
+def ray_runs(device: torch.device) -> list[tuple[str, list[str]]]:
+    """(label, extra ``aircolor colorize`` arguments): one process, then --ray layouts of this machine."""
+    if device.type == "cuda":
+        return [("one process", ["--device", "cuda"]), ("--ray, 1 worker per GPU", ["--ray", "--gpus-per-worker", "1"]),
+                ("--ray, 2 workers per GPU", ["--ray", "--gpus-per-worker", "0.5"])]
+    cpus = os.cpu_count() or 1
+    runs = [("one process", ["--device", "cpu"]),
+            (f"--ray, 1 worker x {cpus} CPUs", ["--ray", "--workers", "1", "--cpus-per-worker", str(cpus)])]
+    if cpus > 1:
+        runs.append(("--ray, 1 worker x 1 CPU", ["--ray", "--workers", "1", "--cpus-per-worker", "1"]))
+        runs.append((f"--ray, {cpus} workers x 1 CPU", ["--ray", "--workers", str(cpus), "--cpus-per-worker", "1"]))
+    return runs
+
+
+def ray(*, quick: bool, device: torch.device, work: Path, repeats: int) -> list[dict]:
+    """One process vs --ray on a local Ray, each as its own `aircolor colorize` command (see the module doc)."""
+    from aircolor.training.loop import export_generator
+
+    folder = _archive(work, RAY_PHOTOS[quick])
+    model = _model("demo", torch.device("cpu"))
+    generator = export_generator(model, model.cfg, work / "colorize-demo-generator.pt")
+    env = dict(os.environ, RAY_ADDRESS="", RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+    records, single = [], None
+    for label, extra in ray_runs(device):
+        times, rates = [], []
+        for _ in range(repeats):
+            out = work / "colorize-ray-out"
+            shutil.rmtree(out, ignore_errors=True)
+            started = time.perf_counter()
+            res = subprocess.run([sys.executable, "-m", "aircolor", "colorize", "--model", str(generator), str(folder),
+                                  "--out", str(out), "--quiet", *extra], env=env, capture_output=True, text=True,
+                                 timeout=3600)
+            if res.returncode != 0:
+                raise RuntimeError(f"{label}: {(res.stderr or res.stdout).strip().splitlines()[-1][:300]}")
+            times.append(time.perf_counter() - started)
+            summary = json.loads((out / "colorize-summary.json").read_text())
+            rates.append(_rate(summary))
+        wall, rate = median(times), median(rates)
+        single = single or rate
+        records.append(record(SECTION, "ray", {"variant": label, "photos": RAY_PHOTOS[quick], "photo_px": "1024x1024",
+                                               "model": "demo", "device": device.type, "repeats": repeats},
+                              {"megapixels_per_s": rate, "wall_s": wall, "scaling": rate / single},
+                              {"megapixels_per_s": "megapixels/s while colorizing (from the first photo read to the "
+                                                   "last written; Ray's start-up not included)",
+                               "wall_s": "seconds of the whole command (imports, Ray start-up, model load included)",
+                               "scaling": "megapixels/s over the one-process run's"}))
+    return records
+
+
+def _rate(summary: dict[str, Any]) -> float:
+    """Megapixels/s of a colorize run from its summary: --ray records its own; one process sums its files."""
+    if summary.get("run", {}).get("megapixels_per_s"):
+        return float(summary["run"]["megapixels_per_s"])
+    done = [f for f in summary["files"] if f["status"] == "done"]
+    return sum(f["pixels"] for f in done) / 1e6 / sum(f["seconds"] for f in done)
+
+
+CASES: dict[str, Callable[..., list[dict]]] = {"speed": speed, "threads": threads, "agreement": agreement,
+                                               "accuracy": accuracy, "ray": ray}

@@ -51,7 +51,7 @@ def _tiled(fn, image: torch.Tensor, tile: int, overlap: int, batch: int, channel
     with torch.inference_mode():
         for i in range(0, len(origins), batch):
             part = origins[i:i + batch]
-            out = fn(torch.stack([image[:, y:y + tile, x:x + tile] for y, x in part])).float()
+            out = fn(torch.stack([image[:, y:y + tile, x:x + tile] for y, x in part])).float().cpu()
             for (y, x), o in zip(part, out):
                 weight = tile_weights(tile, overlap, top=y == 0, bottom=y == h - tile, left=x == 0,
                                       right=x == w - tile)
@@ -60,9 +60,9 @@ def _tiled(fn, image: torch.Tensor, tile: int, overlap: int, batch: int, channel
     return acc / total
 
 
-def colorize_before(model, gray: np.ndarray, *, batch_size: int = 16) -> np.ndarray:  # noqa: ANN001
+def colorize_before(model, gray: np.ndarray, *, batch_size: int = 16, seed: int = 0) -> np.ndarray:  # noqa: ANN001
     """(H, W) float [0, 1] (at least one tile a side) -> (H, W, 3) uint8, the pre-change way (Lab or RGB model,
-    the input's own L*, scale 1, default half-tile overlap)."""
+    the input's own L*, scale 1, default half-tile overlap); ``seed`` seeded the photo's dropout masks."""
     tile = int(model.cfg.data.size)
     mode = model.cfg.metrics.generator_mode
 
@@ -70,7 +70,7 @@ def colorize_before(model, gray: np.ndarray, *, batch_size: int = 16) -> np.ndar
         return to_chroma(model.color_space, model.infer(batch, mode=mode, batch_size=batch_size))
 
     full = torch.from_numpy(np.ascontiguousarray(gray, dtype=np.float32))[None, None]
-    with seeded(torch.device("cpu")):
+    with seeded(next(model.parameters()).device, seed):
         chroma = _tiled(forward, full[0] * 2 - 1, tile, tile // 2, batch_size, 2)[None]
     out = np.empty((*gray.shape, 3), dtype=np.uint8)
     for y0 in range(0, gray.shape[0], 512):

@@ -65,8 +65,9 @@ def render(records: list[dict[str, Any]], *, env: dict[str, Any], quick: bool, r
         lines += _table(["family", "loop", "px", "ngf", "batch", "fast paths", "img/s", "data", "forward", "backward",
                          "optimizer", "peak MiB"], rows)
     lines += _tracking(records)
+    lines += _colorize(records)
     for section in ("evaluation", "data", "colorize", "sweep", "packing"):
-        part = [r for r in records if r["section"] == section]
+        part = [r for r in records if r["section"] == section and (section != "colorize" or "error" in r)]
         if not part:
             continue
         rows = []
@@ -96,3 +97,45 @@ def _tracking(records: list[dict[str, Any]]) -> list[str]:
     head = ["store", "writers", "values", "values/s", "log p50 ms", "log p99 ms", "outage s", "at the end"]
     return ["**Tracking under load** (trial-like writers through a real `mlflow server`, killed with SIGKILL and "
             "restarted once mid-run):", ""] + _table(head, rows)
+
+
+def _colorize(records: list[dict[str, Any]]) -> list[str]:
+    """The colorize cases as four small tables (speed, agreement, accuracy, Ray)."""
+    def of(case: str) -> list[dict[str, Any]]:
+        return [r for r in records if r["section"] == "colorize" and r["case"] == case and "error" not in r]
+
+    lines: list[str] = []
+    if of("speed"):
+        lines += ["**Colorize, one process** (megapixels/s end to end; the pre-change loop side by side):", ""]
+        lines += _table(["model", "photo", "setting", "tile px", "MP/s", "vs before"],
+                        [[r["config"]["model"], r["config"]["image_px"], r["config"]["variant"],
+                          str(r["config"]["tile_px"]), _num(r["metrics"]["megapixels_per_s"]),
+                          f"{r['metrics']['speedup']:.2f}x"] for r in of("speed")])
+    if of("threads"):
+        lines += ["**Colorize, threads vs streams** (the generators alone, tiles/s on all cores):", ""]
+        lines += _table(["model", "batch", "one stream, all threads per op", "one stream per core, 1 thread per op",
+                         "ratio"],
+                        [[r["config"]["model"], str(r["config"]["batch"]),
+                          _num(r["metrics"]["one_stream_tiles_per_s"]), _num(r["metrics"]["streams_tiles_per_s"]),
+                          f"{r['metrics']['ratio']:.2f}x"] for r in of("threads")])
+    if of("agreement"):
+        lines += ["**Colorize, how far a setting moves the colours** (Delta E 2000 between the two outputs, real "
+                  "historical photos):", ""]
+        lines += _table(["model", "comparison", "mean", "p99", "max 8-bit diff"],
+                        [[r["config"]["model"], r["config"]["variant"], _num(r["metrics"]["delta_e_mean"], 2),
+                          _num(r["metrics"]["delta_e_p99"], 2), f"{r['metrics']['max_level_diff']:.0f}"]
+                         for r in of("agreement")])
+    if of("accuracy"):
+        lines += ["**Colorize, accuracy by setting** (Delta E 2000 against the real colours of 1024 px mosaics of "
+                  "regions the default model never saw; lower is better):", ""]
+        lines += _table(["region", "mosaics", "setting", "Delta E", "gray copy"],
+                        [[r["config"]["region"], str(r["config"]["mosaics"]), r["config"]["variant"],
+                          _num(r["metrics"]["delta_e_vs_truth"]), _num(r["metrics"]["gray_copy_delta_e"])]
+                         for r in of("accuracy")])
+    if of("ray"):
+        lines += ["**Colorize on Ray** (an archive of real 1024 px photos, the demo's model; each run its own "
+                  "command):", ""]
+        lines += _table(["setting", "photos", "MP/s colorizing", "scaling", "whole command s"],
+                        [[r["config"]["variant"], str(r["config"]["photos"]), _num(r["metrics"]["megapixels_per_s"]),
+                          f"{r['metrics']['scaling']:.2f}x", _num(r["metrics"]["wall_s"])] for r in of("ray")])
+    return lines

@@ -23,6 +23,7 @@ and the run stops in one line otherwise. URLs (``s3://``) are not read directly.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -161,13 +162,33 @@ def _connect(address: str | None) -> Any:
 
     if not ray.is_initialized():
         target = cluster_address(address)
+        where = f"--address {address}" if address else f"RAY_ADDRESS={target}"
+        if target and not _answers(target):  # ray.init would retry for minutes
+            raise UsageError(f"{where}: no Ray cluster answers there; start one (`ray start --head`), check the "
+                             f"address, or leave the address out for a local Ray")
         try:
-            ray.init(address=target, include_dashboard=False, log_to_driver=True, ignore_reinit_error=True)
+            ray.init(address=target, include_dashboard=False, log_to_driver=True, ignore_reinit_error=True,
+                     logging_level=logging.WARNING)  # no "Connecting to..." lines: the driver says what it does
         except ConnectionError as exc:
-            where = f"--address {address}" if address else f"RAY_ADDRESS={target}"
             raise UsageError(f"{where}: no Ray cluster answers there ({str(exc).splitlines()[0][:160]}); start one "
                              f"(`ray start --head`) or leave the address out for a local Ray") from None
     return ray
+
+
+def _answers(address: str, timeout_s: float = 5.0) -> bool:
+    """Does something accept TCP connections at ``address`` (``HOST:PORT``, ``ray://HOST:PORT``)? True for
+    addresses Ray resolves itself (``auto``, ``local``, a dashboard URL)."""
+    import socket
+
+    host_port = address[len("ray://"):] if address.startswith("ray://") else address
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit() or "/" in host_port:
+        return True
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def _worker_count(ray: Any, args: argparse.Namespace, cpus: float, gpus: float) -> int:
@@ -195,6 +216,36 @@ def _headers(todo: list[tuple[Path, Path]]) -> list[tuple[int, int] | None]:
         return list(pool.map(lambda job: photo_size(job[0]), todo))
 
 
+def _resolved(options: Any, gpus: float) -> Any:
+    """``options`` with the batch size and block side the workers' device gets by default, made explicit: the
+    driver plans the blocks, so it must plan them as the workers will cut them."""
+    from dataclasses import replace
+
+    import torch
+
+    from aircolor.colorize.engine import default_batch, default_block
+
+    device = torch.device("cuda" if gpus > 0 else "cpu")
+    batch = options.batch_size or default_batch(options.tile, device)
+    return replace(options, batch_size=batch, block=options.block or default_block(batch))
+
+
+def _start_workers(ray: Any, model: Any, cfg: Any, options: Any, *, workers: int, cpus: float, gpus: float,
+                   paths: list[str], out_dir: str, say: Any) -> tuple[WorkerPool, list[dict[str, Any]]]:
+    """The worker actors, each with the model loaded and the storage checked."""
+    from aircolor.models.exported import generator_payload
+    from sweeps.colorize_worker import ColorizeWorker
+
+    actor = ray.remote(ColorizeWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0,
+                                               max_concurrency=max(1, int(cpus)), scheduling_strategy="SPREAD")
+    payload = ray.put(generator_payload(model, cfg))
+    pool = WorkerPool(ray, actor, (payload, asdict(options)), {"device": "cuda" if gpus > 0 else "cpu"},
+                      workers=workers, spare=2 * workers + 2)
+    hosts = pool.wait_ready(paths, out_dir, float(os.environ.get("AIRCOLOR_WORKER_START_S", 900)), say)
+    say(f"{workers} workers on {len({h['host'] for h in hosts})} node(s)")
+    return pool, hosts
+
+
 def colorize_on_ray(args: argparse.Namespace) -> Any:
     """Run ``aircolor colorize`` with ``--ray`` (arguments already checked); returns the archive's Summary."""
     import torch
@@ -203,49 +254,40 @@ def colorize_on_ray(args: argparse.Namespace) -> Any:
     from aircolor.colorize.cli import archive_options, colorize_options
     from aircolor.colorize.engine import Colorizer
     from aircolor.colorize.source import load_model
-    from aircolor.models.exported import generator_payload
-    from sweeps.colorize_worker import ColorizeWorker
 
+    cpus, gpus = args.cpus_per_worker or 1.0, args.gpus_per_worker or 0.0
+    ray = _connect(args.address)  # a wrong address or request fails here, before anything is written
+    workers = _worker_count(ray, args, cpus, gpus)
     model, cfg, described = load_model(args.model, device=torch.device("cpu"), tracking_uri=args.tracking_uri)
-    options = colorize_options(args, cfg)
+    options = _resolved(colorize_options(args, cfg), gpus)
     archive = archive_options(args)
     todo, summary = plan_archive(args.inputs, archive, model=described)
-    planner = Colorizer(model, cfg, torch.device("cpu"), options)  # geometry only: the workers run the model
     if not todo:
         write_summary(summary, archive)
         return summary
-    cpus, gpus = args.cpus_per_worker or 1.0, args.gpus_per_worker or 0.0
-    ray = _connect(args.address)
-    workers = _worker_count(ray, args, cpus, gpus)
     absolute = [(src.resolve(), target.resolve()) for src, target in todo]
-    sizes = _headers(absolute)
-    concurrency = max(1, int(cpus))
-    actor = ray.remote(ColorizeWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0,
-                                               max_concurrency=concurrency, scheduling_strategy="SPREAD")
-    payload = ray.put(generator_payload(model, cfg))
-    pool = WorkerPool(ray, actor, (payload, asdict(options)), {"device": "cuda" if gpus > 0 else "cpu"},
-                      workers=workers, spare=2 * workers + 2)
     say = (lambda line: print(f"colorize --ray: {line}", file=sys.stderr, flush=True)) if archive.progress \
         else (lambda line: None)
-    sample = sorted({str(absolute[i][0]) for i in (0, len(absolute) // 2, -1)})
-    hosts = pool.wait_ready(sample, str(archive.out_dir.resolve()),
-                            float(os.environ.get("AIRCOLOR_WORKER_START_S", 900)), say)
-    say(f"{workers} workers on {len({h['host'] for h in hosts})} node(s), {len(todo)} photos to colorize")
+    pool, hosts = _start_workers(ray, model, cfg, options, workers=workers, cpus=cpus, gpus=gpus, say=say,
+                                 paths=sorted({str(absolute[i][0]) for i in (0, len(absolute) // 2, -1)}),
+                                 out_dir=str(archive.out_dir.resolve()))
+    planner = Colorizer(model, cfg, torch.device("cpu"), options)  # geometry only: the workers run the model
+    sizes = _headers(absolute)
     progress = Progress(files=len(todo), pixels=sum(w * h for w, h in filter(None, sizes)),
                         tiles=sum(planner.count_tiles(*s) for s in sizes if s), enabled=archive.progress)
-    photos = [Photo(src, target, str(s0), str(t0)) for (src, target), (s0, t0) in zip(absolute, todo)]
+    say(f"{len(todo)} photos to colorize, {progress.total['tiles']} tiles")
     queue = WorkQueue(ray, pool, planner, max_pixels=archive.max_pixels, open_files=2 * workers,
-                      depth=concurrency + 1, on_event=progress.event)
+                      depth=max(1, int(cpus)) + 1, on_event=progress.event)
     try:
-        summary.files.extend(queue.run(photos))
+        summary.files.extend(queue.run([Photo(src, target, str(s0), str(t0))
+                                        for (src, target), (s0, t0) in zip(absolute, todo)]))
     finally:
         progress.close()
     clean_stale_temps(archive.out_dir)  # what a worker killed mid-write left: never a complete output
-    rates = progress.rates()
     summary.run = {"ray": True, "workers": workers, "cpus_per_worker": cpus, "gpus_per_worker": gpus,
-                   "nodes": len({h["host"] for h in hosts}), "workers_replaced": pool.replaced, **rates}
+                   "nodes": len({h["host"] for h in hosts}), "workers_replaced": pool.replaced, **progress.rates()}
     write_summary(summary, archive)
-    say(progress.line().replace(", ETA unknown", "").split(", ETA")[0] + f" on {workers} workers")
+    say(progress.line().split(", ETA")[0] + f" on {workers} workers")
     return summary
 
 

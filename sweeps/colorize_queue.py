@@ -77,7 +77,9 @@ class WorkQueue:
             self._hand_out()
             if not self.inflight:
                 raise RuntimeError("no worker can take the remaining work")  # every worker is gone: see pool
-            done, _ = self.ray.wait(list(self.inflight), num_returns=1, timeout=1.0, fetch_local=False)
+            done, rest = self.ray.wait(list(self.inflight), num_returns=1, timeout=1.0, fetch_local=False)
+            if done and rest:  # settle every call that has ended, not one per round
+                done += self.ray.wait(rest, num_returns=len(rest), timeout=0, fetch_local=False)[0]
             for ref in done:
                 worker, call = self.inflight.pop(ref)
                 self._settle(ref, worker, call)

@@ -23,7 +23,7 @@ MODULES = {"evaluation": cases_eval, "data": cases_data, "colorize": cases_color
 RECORD_KEYS = {"section", "case", "config", "metrics", "unit_notes"}
 CPU = torch.device("cpu")
 QUICK_CASES = [(section, name) for section, module in MODULES.items() for name in module.CASES
-               if name not in ("sweep_overhead", "trials")]  # both tested below, smaller
+               if name not in ("sweep_overhead", "trials", "ray")]  # tested below, smaller
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +33,27 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def results(work: Path) -> dict[str, list[dict]]:
-    """Every quick case run once (repeats=1), keyed by case name."""
-    return {name: MODULES[section].CASES[name](quick=True, device=CPU, work=work, repeats=1)
-            for section, name in QUICK_CASES}
+def results(work: Path, sample_data: Path) -> dict[str, list[dict]]:
+    """Every quick case run once (repeats=1), keyed by case name; the colorize cases on small photos and models
+    (their shape is what is tested here; the dropout agreement trains a model, run by the benchmark itself)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cases_colorize, "QUICK_PHOTOS", {"demo": (1, 320), "unet256": (1, 300)})
+        mp.setitem(cases_colorize.MODELS, "unet256", ["model.ngf=8", "data.size=256", "model.netG=unet_256"])
+        mp.setattr(cases_colorize, "_historical", lambda: [p[:300, :280] for p in HISTORICAL(sample_data)])
+        mp.setattr(cases_colorize, "_dropout_agreement", lambda **_: [])
+        mp.setenv("AIRCOLOR_AERIAL_DIR", str(sample_data / "color"))
+        mp.setattr(cases_colorize, "ACCURACY_REGIONS", ("oam_kampala_fair",))
+        mp.setattr(cases_colorize, "ACCURACY_SIDE", 2)
+        return {name: MODULES[section].CASES[name](quick=True, device=CPU, work=work, repeats=1)
+                for section, name in QUICK_CASES}
+
+
+def HISTORICAL(sample_data: Path) -> list:  # noqa: N802 - a constant-like helper
+    import numpy as np
+    from PIL import Image
+
+    return [np.asarray(Image.open(p).convert("L"), dtype=np.float32) / 255
+            for p in sorted((sample_data / "historical").rglob("*.jpg"))[:1]]
 
 
 def check_records(records: list[dict], section: str, case: str) -> dict:
@@ -93,13 +110,47 @@ def test_inception_rate_matches_its_time(results: dict) -> None:
     assert rec["metrics"]["images_per_s"] == pytest.approx(rec["config"]["images"] / rec["metrics"]["seconds"])
 
 
-def test_colorize_counts_the_tiles(results: dict) -> None:
-    rec = check_records(results["tiles"], "colorize", "tiles")
-    c, m = rec["config"], rec["metrics"]
-    assert c["image_px"] == "2048x2048" and c["tile_px"] == 64 and c["overlap_px"] == 32 and c["batch_size"] == 16
-    assert m["tiles"] == 63 * 63  # starts 0, 32, ..., 1984 on each side
-    assert m["tiles_per_s"] * m["seconds"] == pytest.approx(m["tiles"])
-    assert m["megapixels_per_s"] * m["seconds"] == pytest.approx(2048 * 2048 / 1e6)
+def test_colorize_speed_compares_every_setting_with_the_loop_before(results: dict) -> None:
+    records = results["speed"]
+    for model in ("demo", "unet256"):
+        mine = [r for r in records if r["config"]["model"] == model]
+        assert [r["config"]["variant"] for r in mine][0] == "before" and len(mine) == 5
+        before = mine[0]["metrics"]["seconds"]
+        for r in mine:
+            assert r["metrics"]["speedup"] == pytest.approx(before / r["metrics"]["seconds"])
+            px = int(r["config"]["image_px"].split("x")[0]) * int(r["config"]["image_px"].split("x")[1])
+            assert r["metrics"]["megapixels_per_s"] * r["metrics"]["seconds"] == pytest.approx(px / 1e6)
+    assert {r["config"]["tile_px"] for r in records if r["config"]["model"] == "demo"} == {64, 128, 256}
+
+
+def test_colorize_threads_compares_one_stream_with_streams(results: dict) -> None:
+    for r in results["threads"]:
+        m = r["metrics"]
+        assert m["ratio"] == pytest.approx(m["streams_tiles_per_s"] / m["one_stream_tiles_per_s"])
+    assert torch.get_num_threads() == results["threads"][0]["config"]["cores"]  # put back
+
+
+def test_colorize_agreement_finds_before_and_now_alike_and_larger_tiles_not(results: dict) -> None:
+    by = {r["config"]["variant"]: r["metrics"] for r in results["agreement"]}
+    assert by["before vs now"]["max_level_diff"] <= 1 + 1e-6  # the speed work did not move the colours
+    assert by["--tile 256 vs default"]["delta_e_mean"] > 0.01  # a larger tile does
+    assert by["bf16 vs fp32"]["delta_e_mean"] < 1
+
+
+def test_colorize_accuracy_builds_mosaics_of_neighbouring_chips(results: dict, sample_data: Path) -> None:
+    mosaics = cases_colorize.mosaics(sample_data / "color" / "oam_kampala_fair", 2)
+    assert mosaics and all(m.shape == (512, 512, 3) for m in mosaics)
+    records = results["accuracy"]
+    assert [r["config"]["variant"] for r in records] == [label for label, _ in cases_colorize.ACCURACY_SETTINGS]
+    assert len({r["metrics"]["gray_copy_delta_e"] for r in records}) == 1
+
+
+def test_colorize_ray_runs_and_rates() -> None:
+    runs = dict(cases_colorize.ray_runs(CPU))
+    assert runs["one process"] == ["--device", "cpu"] and all("--ray" in a for k, a in runs.items() if k != "one process")
+    assert cases_colorize._rate({"run": {"megapixels_per_s": 2.5}, "files": []}) == 2.5
+    files = [{"status": "done", "pixels": 2_000_000, "seconds": 2.0}, {"status": "failed", "pixels": 0, "seconds": 1}]
+    assert cases_colorize._rate({"files": files}) == pytest.approx(1.0)
 
 
 def test_random_weights_are_made_once_when_none_are_configured(tmp_path: Path, monkeypatch) -> None:

@@ -102,7 +102,7 @@ def test_ray_gives_the_same_files_as_one_process_and_no_seams(tmp_path, archive,
     # the seams of a photo assembled from two workers' blocks are as invisible as in one process
     for photo in sorted((ray / "z17").glob("*.png")):
         assert seam_z(lab_of(np.asarray(Image.open(photo).convert("RGB"))), tile_starts(1024, 32, 16)) < 2.5
-    assert "2 workers on 1 node(s), 6 photos to colorize" in res.stderr and "MP/s" in res.stderr
+    assert "2 workers on 1 node(s)" in res.stderr and "6 photos to colorize" in res.stderr and "MP/s" in res.stderr
 
 
 def test_ray_with_dropout_and_a_scale_matches_too(tmp_path, archive, dropout_generator, ray_cluster):
@@ -159,3 +159,17 @@ def test_ray_job_submit_runs_a_colorize_job_to_the_end(tmp_path, archive, single
     assert "colorized 4, skipped 0 (already done), failed 0" in res.stdout
     want = {name[len("z18/"):]: data for name, data in outputs(single).items() if name.startswith("z18/")}
     assert outputs(out) == want and len(want) == 4
+
+
+def test_ray_requests_the_cluster_cannot_meet_fail_in_one_line_before_anything_is_written(tmp_path, archive,
+                                                                                        ray_cluster):
+    """Bad --ray input: a silent address (Ray itself would retry for minutes) and more workers than the session
+    cluster's 2 CPUs (no autoscaler): one line, exit 2, no output folder."""
+    from badinput import run_bad_subprocess
+
+    photos = archive / "z18"
+    env = dict(ray_cluster["env"], RAY_ADDRESS=ray_cluster["address"])
+    run_bad_subprocess(["colorize", str(photos), "--out", "out", "--ray", "--address", "127.0.0.1:9"],
+                       watch=[tmp_path, archive], cwd=tmp_path, env=env, words=["127.0.0.1:9", "no Ray cluster"])
+    run_bad_subprocess(["colorize", str(photos), "--out", "out", "--ray", "--workers", "3"], watch=[tmp_path, archive],
+                       cwd=tmp_path, env=env, words=["--workers 3 needs 3 CPUs", "has 2 CPUs", "--workers 2"])

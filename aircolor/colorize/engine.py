@@ -64,10 +64,11 @@ def default_batch(tile: int, device: torch.device) -> int:
     return max(16, min(256, 16 * (256 // tile) ** 2))
 
 
-def default_block(batch: int, device: torch.device) -> int:
-    """Tiles per block side: one batch per block on a CPU (small blocks, so that even a small photo's blocks keep
-    every core busy), two or more on a GPU (fewer, larger calls)."""
-    return max(4 if device.type == "cpu" else 8, math.ceil(math.sqrt(batch if device.type == "cpu" else 2 * batch)))
+def default_block(batch: int) -> int:
+    """Tiles per block side: about four batches per block, at least 4 x 4 tiles. A block is one call of a --ray
+    worker, so it should be worth a call (a 64-tile block of the demo's model is about 0.3 s of one CPU core);
+    one process runs a block's batches side by side, so the size costs it nothing."""
+    return max(4, math.ceil(math.sqrt(4 * batch)))
 
 
 @contextlib.contextmanager
@@ -102,7 +103,7 @@ class Colorizer:
         self.chroma_only = self.lab_model or options.keep_luminance
         self.mode = options.mode or cfg.metrics.generator_mode
         self.batch_size = options.batch_size or default_batch(self.tile, device)
-        block = options.block or default_block(self.batch_size, device)
+        block = options.block or default_block(self.batch_size)
         self.streams = options.streams or torch.get_num_threads()
         self.processor = TiledProcessor(self._forward, tile=self.tile, overlap=overlap, batch_size=self.batch_size,
                                         out_channels=2 if self.chroma_only else 3, device=device, block=block,
@@ -161,7 +162,7 @@ class Colorizer:
             return small[0] * 2 - 1
 
     def run_block(self, image: torch.Tensor, plan: BlockPlan, block: Block) -> torch.Tensor:
-        """One block's blended, unnormalised model output over its footprint (see :func:`tiling.block_partial`)."""
+        """One block's blended, unnormalised model output over its footprint (see :func:`tiling.blend_block`)."""
         from aircolor.colorize.tiling import pad_to
 
         padded, _ = pad_to(image, self.tile, self.tile)

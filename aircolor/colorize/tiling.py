@@ -193,27 +193,18 @@ class BlockPlan:
         return total
 
 
-def block_partial(fn: Callable[..., torch.Tensor], padded: torch.Tensor, plan: BlockPlan, block: Block, *,
-                  batch_size: int, out_channels: int, device: torch.device, with_ids: bool = False,
-                  progress: Callable[[int], None] | None = None) -> torch.Tensor:
-    """(out_channels, y1 - y0, x1 - x0) float32 CPU: the block's tiles run through ``fn`` in batches of at most
-    ``batch_size`` (``fn(batch, ids)`` when ``with_ids``) and blended with their windows, not yet normalised."""
-    t = plan.tile
-    acc = torch.zeros(out_channels, block.y1 - block.y0, block.x1 - block.x0, dtype=torch.float32)
-    with torch.inference_mode():
-        for i in range(0, len(block.origins), batch_size):
-            origins, ids = block.origins[i:i + batch_size], block.ids[i:i + batch_size]
-            batch = torch.stack([padded[:, y:y + t, x:x + t] for y, x in origins]).to(device)
-            out = fn(batch, ids) if with_ids else fn(batch)
-            expected = (len(origins), out_channels, t, t)
-            if tuple(out.shape) != expected:
-                raise ValueError(f"fn returned shape {tuple(out.shape)}, expected {expected}")
-            out = out.to("cpu", torch.float32)
-            for (y, x), tile_out in zip(origins, out):
-                y, x = y - block.y0, x - block.x0
-                acc[:, y:y + t, x:x + t].addcmul_(tile_out, plan.window(y + block.y0, x + block.x0))
-            if progress is not None:
-                progress(len(origins))
+def blend_block(plan: BlockPlan, block: Block, outputs: Iterable[torch.Tensor]) -> torch.Tensor:
+    """(C, y1 - y0, x1 - x0) float32: the block's tile outputs (batches of (n, C, tile, tile), in the block's tile
+    order) blended with their windows into one partial sum over the block's footprint, not yet normalised."""
+    t, acc = plan.tile, None
+    tiles = iter(block.origins)
+    for out in outputs:
+        if acc is None:
+            acc = torch.zeros(out.shape[1], block.y1 - block.y0, block.x1 - block.x0, dtype=torch.float32)
+        for tile_out in out:
+            y, x = next(tiles)
+            acc[:, y - block.y0:y - block.y0 + t, x - block.x0:x - block.x0 + t].addcmul_(tile_out,
+                                                                                          plan.window(y, x))
     return acc
 
 
@@ -280,15 +271,30 @@ class TiledProcessor:
             weight[:, b.y0:b.y1, b.x0:b.x1] += ones[b.index]
         return weight[0, :h, :w].contiguous()
 
-    def run_block(self, padded: torch.Tensor, plan: BlockPlan, block: Block) -> torch.Tensor:
-        """One block's partial sum (:func:`block_partial`) of a padded (C, ph, pw) image; counts its tiles."""
-        def advance(n: int) -> None:
-            self.tiles_done += n
-            if self.progress is not None:
-                self.progress(n)
+    def batches(self, block: Block) -> list[tuple[tuple[tuple[int, int], ...], tuple[int, ...]]]:
+        """The block's tiles in batches of at most ``batch_size``: (origins, ids) each."""
+        step = self.batch_size
+        return [(block.origins[i:i + step], block.ids[i:i + step]) for i in range(0, len(block.origins), step)]
 
-        return block_partial(self.fn, padded, plan, block, batch_size=self.batch_size, out_channels=self.out_channels,
-                             device=self.device, with_ids=self.with_ids, progress=advance)
+    def run_batch(self, padded: torch.Tensor, origins: tuple[tuple[int, int], ...], ids: tuple[int, ...]) -> torch.Tensor:
+        """(n, out_channels, tile, tile) float32 CPU: the tiles at ``origins`` of a padded image through ``fn``."""
+        t = self.tile
+        with torch.inference_mode():
+            batch = torch.stack([padded[:, y:y + t, x:x + t] for y, x in origins]).to(self.device)
+            out = self.fn(batch, ids) if self.with_ids else self.fn(batch)
+            expected = (len(origins), self.out_channels, t, t)
+            if tuple(out.shape) != expected:
+                raise ValueError(f"fn returned shape {tuple(out.shape)}, expected {expected}")
+            out = out.to("cpu", torch.float32)
+        self.tiles_done += len(origins)
+        if self.progress is not None:
+            self.progress(len(origins))
+        return out
+
+    def run_block(self, padded: torch.Tensor, plan: BlockPlan, block: Block) -> torch.Tensor:
+        """One block's partial sum (:func:`blend_block`) of a padded (C, ph, pw) image, its batches in turn."""
+        with torch.inference_mode():
+            return blend_block(plan, block, (self.run_batch(padded, *b) for b in self.batches(block)))
 
     def stream(self, image: torch.Tensor, ranges: Iterable[tuple[int, int]],
                pool: Executor | None = None) -> Iterator[torch.Tensor]:
@@ -302,16 +308,20 @@ class TiledProcessor:
         plan = self.plan(*image.shape[-2:])
         ranges = list(ranges)
         last = [plan.covering(r0, r1)[-1].index for r0, r1 in ranges]
-        started: dict[int, Future[torch.Tensor]] = {}
+        started: dict[int, list[Future[torch.Tensor]]] = {}   # block -> its batches' outputs
+        partials: dict[int, torch.Tensor] = {}
         for k, (r0, r1) in enumerate(ranges):
             for index in range(len(started), last[min(k + 1, len(ranges) - 1)] + 1):
-                block = plan.blocks[index]
-                started[index] = (pool.submit(self.run_block, padded, plan, block) if pool is not None
-                                  else _done(self.run_block(padded, plan, block)))
-            yield assemble(plan, r0, r1, {b.index: started[b.index].result() for b in plan.covering(r0, r1)})
-            for block in plan.blocks[:last[k] + 1]:
-                if block.y1 <= r0 and block.index in started:
-                    started[block.index] = _done(None)  # its partial sum is no longer needed
+                started[index] = [pool.submit(self.run_batch, padded, *b) if pool is not None
+                                  else _done(self.run_batch(padded, *b)) for b in self.batches(plan.blocks[index])]
+            for b in plan.covering(r0, r1):
+                if b.index not in partials:
+                    with torch.inference_mode():
+                        partials[b.index] = blend_block(plan, b, (f.result() for f in started[b.index]))
+                    started[b.index] = []
+            yield assemble(plan, r0, r1, partials)
+            for index in [i for i in partials if plan.blocks[i].y1 <= r0]:
+                del partials[index]  # no later range needs it
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """Colorize-style map of a (C, H, W) CPU image to (out_channels, H, W) float32 on CPU."""

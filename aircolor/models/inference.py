@@ -22,11 +22,11 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 MODES = ("reference", "eval")
@@ -71,15 +71,15 @@ def run_batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, bat
 class PerTileReference:
     """``reference`` mode for whole batches, image by image, safe to use from several threads at once.
 
-    Forward hooks on the model's layers: each BatchNorm layer normalises every image of the batch on that image's
-    own statistics (``F.instance_norm`` with the layer's weight, bias and eps: what train-mode BatchNorm does with
-    a batch of one), and each Dropout layer draws image ``i``'s mask from a generator seeded with ``seeds[i]``.
-    An image's output is then a function of the image and its seed alone (up to float rounding, the reference
-    mode's one-image passes), whatever else is in its batch, so tiles can be batched freely and a scan split
-    over many workers colours exactly as in one process. The model is put in eval mode (running statistics are
-    never touched); the seeds of a call are thread-local::
+    Each BatchNorm layer normalises every image of the batch on that image's own statistics (mean and biased
+    variance over H, W, with the layer's weight, bias and eps: what train-mode BatchNorm does with a batch of one)
+    and each Dropout layer draws image ``i``'s mask from a generator seeded with ``seeds[i]``. An image's output is
+    then a function of the image and its seed alone (up to float rounding, the reference mode's one-image passes),
+    whatever else is in its batch, so tiles can be batched freely and a scan split over many workers colours
+    exactly as in one process. The layers' ``forward`` is replaced on the instances (no other layer changes, the
+    memory format is kept, the running statistics are never touched); the seeds of a call are thread-local::
 
-        per_tile = PerTileReference(model)
+        per_tile = PerTileReference.attach(model)
         with per_tile.seeds([17, 18]):
             out = model.generate(two_tiles)
         per_tile.remove()
@@ -87,7 +87,7 @@ class PerTileReference:
 
     @classmethod
     def attach(cls, model: nn.Module) -> "PerTileReference":
-        """The model's one PerTileReference (made on first use): hooks attached twice would run twice."""
+        """The model's one PerTileReference (made on first use)."""
         existing = model.__dict__.get("_per_tile_reference")
         if existing is None:
             existing = model.__dict__["_per_tile_reference"] = cls(model)
@@ -95,14 +95,15 @@ class PerTileReference:
 
     def __init__(self, model: nn.Module) -> None:
         self._local = threading.local()
-        self._hooks = []
+        self._layers: list[nn.Module] = []
         for layer in model.modules():
             if isinstance(layer, nn.modules.batchnorm._BatchNorm):
-                self._hooks.append(layer.register_forward_hook(self._norm))
+                layer.forward = functools.partial(_sample_norm, layer)
+                self._layers.append(layer)
             elif isinstance(layer, nn.Dropout):
-                self._hooks.append(layer.register_forward_hook(self._dropout))
-        self.model, self.was_training = model, model.training
-        model.eval()
+                layer.forward = functools.partial(self._dropout, layer)
+                self._layers.append(layer)
+        self.model = model
 
     @contextlib.contextmanager
     def seeds(self, seeds: list[int]) -> Iterator[None]:
@@ -113,19 +114,25 @@ class PerTileReference:
             del self._local.generators
 
     def remove(self) -> None:
-        for hook in self._hooks:
-            hook.remove()
+        for layer in self._layers:
+            del layer.forward  # the class's own forward again
         self.model.__dict__.pop("_per_tile_reference", None)
-        self.model.train(self.was_training)
 
-    @staticmethod
-    def _norm(layer: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> torch.Tensor:
-        return F.instance_norm(inputs[0], weight=layer.weight, bias=layer.bias, eps=layer.eps)
-
-    def _dropout(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> torch.Tensor:
-        x = inputs[0]
+    def _dropout(self, layer: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
         generators = getattr(self._local, "generators", None)
         if generators is None or len(generators) != x.shape[0]:
             raise RuntimeError("PerTileReference: run the model inside `with per_tile.seeds(one seed per image)`")
         keep = torch.stack([torch.rand(x.shape[1:], generator=g) >= layer.p for g in generators])
         return x * keep.to(x.device, x.dtype, non_blocking=True) * (1.0 / (1.0 - layer.p))
+
+
+def _sample_norm(layer: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    """``layer`` in train mode on each image of ``x`` alone, in ``x``'s memory format (channels_last stays)."""
+    var, mean = torch.var_mean(x, dim=(2, 3), unbiased=False, keepdim=True)
+    scale = torch.rsqrt(var + layer.eps)
+    if layer.weight is not None:
+        scale = scale * layer.weight.view(1, -1, 1, 1)
+    shift = -mean * scale
+    if layer.bias is not None:
+        shift = shift + layer.bias.view(1, -1, 1, 1)
+    return torch.addcmul(shift, x, scale)
