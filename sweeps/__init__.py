@@ -1,4 +1,4 @@
-"""Ray Tune drivers for the ablation sweeps (filled in by the sweeps issue).
-
-Runnable as ``python -m sweeps.run`` once the sweep driver exists; Ray imports stay inside this package.
+"""The Ray drivers, above the library: the ablation sweeps on Ray Tune (``python -m sweeps.run``) and colorizing an
+archive on a Ray cluster (``aircolor colorize --ray``, :mod:`sweeps.colorize`). Ray imports stay inside this package
+(and ``aircolor/training/ray_backend.py``).
 """

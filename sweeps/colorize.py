@@ -37,13 +37,14 @@ from sweeps.colorize_queue import Photo, WorkQueue
 
 
 class WorkerPool:
-    """The worker actors; a dead one is replaced (at most ``spare`` times in all) with a fresh model copy."""
+    """The worker actors; a dead one is replaced (at most ``spare`` times in all) with a fresh model copy. When
+    none is left, the photos not yet done fail with the last worker's cause of death (the queue says so)."""
 
     def __init__(self, ray: Any, actor_class: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, workers: int,
                  spare: int) -> None:
         self.ray, self.actor_class, self.args, self.kwargs, self.spare = ray, actor_class, args, kwargs, spare
         self.workers = [self._start() for _ in range(workers)]
-        self.replaced = 0
+        self.replaced, self.last_death = 0, ""
 
     def _start(self) -> Any:
         return self.actor_class.remote(*self.args, **self.kwargs)
@@ -85,11 +86,10 @@ class WorkerPool:
             return  # already replaced (its other calls failed too)
         self.workers.remove(worker)
         self.ray.kill(worker, no_restart=True)
+        self.last_death = str(why).splitlines()[0][:200] if str(why) else why.__class__.__name__
         if self.replaced < self.spare:
             self.replaced += 1
             self.workers.append(self._start())
-        if not self.workers:
-            raise UsageError(f"every colorize worker died ({str(why).splitlines()[0][:200]}); see the Ray logs")
 
 
 class Progress:
@@ -160,12 +160,12 @@ def _connect(address: str | None) -> Any:
 
     from aircolor.training.ray_backend import cluster_address
 
+    target = cluster_address(address)
+    where = f"--address {address}" if address else f"RAY_ADDRESS={target}"
+    if target and not _answers(target):  # ray.init would retry for minutes
+        raise UsageError(f"{where}: no Ray cluster answers there; start one (`ray start --head`), check the "
+                         f"address, or leave the address out for a local Ray")
     if not ray.is_initialized():
-        target = cluster_address(address)
-        where = f"--address {address}" if address else f"RAY_ADDRESS={target}"
-        if target and not _answers(target):  # ray.init would retry for minutes
-            raise UsageError(f"{where}: no Ray cluster answers there; start one (`ray start --head`), check the "
-                             f"address, or leave the address out for a local Ray")
         try:
             ray.init(address=target, include_dashboard=False, log_to_driver=True, ignore_reinit_error=True,
                      logging_level=logging.WARNING)  # no "Connecting to..." lines: the driver says what it does

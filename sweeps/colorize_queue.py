@@ -75,8 +75,10 @@ class WorkQueue:
         self.queues["read"].extend(Call("read", p) for p in photos)
         while self.inflight or any(self.queues.values()):
             self._hand_out()
-            if not self.inflight:
-                raise RuntimeError("no worker can take the remaining work")  # every worker is gone: see pool
+            if not self.inflight:  # work left and no worker to take it: every worker died, spares included
+                for call in [c for queue in self.queues.values() for c in queue]:
+                    self._fail(call.photo, f"every colorize worker died ({self.pool.last_death}); see the Ray logs")
+                break
             done, rest = self.ray.wait(list(self.inflight), num_returns=1, timeout=1.0, fetch_local=False)
             if done and rest:  # settle every call that has ended, not one per round
                 done += self.ray.wait(rest, num_returns=len(rest), timeout=0, fetch_local=False)[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import cases_colorize, cases_data, cases_eval, cases_packing, cases_sweep
+from benchmarks import cases_colorize, cases_data, cases_eval, cases_packing, cases_sweep, colorize_agreement
 
 MODULES = {"evaluation": cases_eval, "data": cases_data, "colorize": cases_colorize, "sweep": cases_sweep,
            "packing": cases_packing}
@@ -39,11 +39,11 @@ def results(work: Path, sample_data: Path) -> dict[str, list[dict]]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cases_colorize, "QUICK_PHOTOS", {"demo": (1, 320), "unet256": (1, 300)})
         mp.setitem(cases_colorize.MODELS, "unet256", ["model.ngf=8", "data.size=256", "model.netG=unet_256"])
-        mp.setattr(cases_colorize, "_historical", lambda: [p[:300, :280] for p in HISTORICAL(sample_data)])
-        mp.setattr(cases_colorize, "_dropout_agreement", lambda **_: [])
+        mp.setattr(colorize_agreement, "_historical", lambda: [p[:300, :280] for p in HISTORICAL(sample_data)])
+        mp.setattr(colorize_agreement, "_dropout_agreement", lambda **_: [])
         mp.setenv("AIRCOLOR_AERIAL_DIR", str(sample_data / "color"))
-        mp.setattr(cases_colorize, "ACCURACY_REGIONS", ("oam_kampala_fair",))
-        mp.setattr(cases_colorize, "ACCURACY_SIDE", 2)
+        mp.setattr(colorize_agreement, "ACCURACY_REGIONS", ("oam_kampala_fair",))
+        mp.setattr(colorize_agreement, "ACCURACY_SIDE", 2)
         return {name: MODULES[section].CASES[name](quick=True, device=CPU, work=work, repeats=1)
                 for section, name in QUICK_CASES}
 
@@ -138,10 +138,11 @@ def test_colorize_agreement_finds_before_and_now_alike_and_larger_tiles_not(resu
 
 
 def test_colorize_accuracy_builds_mosaics_of_neighbouring_chips(results: dict, sample_data: Path) -> None:
-    mosaics = cases_colorize.mosaics(sample_data / "color" / "oam_kampala_fair", 2)
+    mosaics = colorize_agreement.mosaics(sample_data / "color" / "oam_kampala_fair", 2)
     assert mosaics and all(m.shape == (512, 512, 3) for m in mosaics)
     records = results["accuracy"]
-    assert [r["config"]["variant"] for r in records] == [label for label, _ in cases_colorize.ACCURACY_SETTINGS]
+    settings = [label for label, _ in colorize_agreement.ACCURACY_SETTINGS]
+    assert [r["config"]["variant"] for r in records] == settings
     assert len({r["metrics"]["gray_copy_delta_e"] for r in records}) == 1
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_colorize import Z17, Z18, _write_geotiff, colorize, lab_of, seam_z
+from test_colorize import Z17, Z18, _write_geotiff, lab_of, seam_z
 
 pytestmark = pytest.mark.slow
 SEAM = Path(__file__).with_name("colorize_fault_seam.py")
@@ -62,9 +62,22 @@ def dropout_generator(tmp_path_factory) -> Path:
 def single(tmp_path_factory, archive, dropout_generator) -> Path:
     """The archive colorized in one process by the dropout model: what --ray must reproduce byte for byte."""
     out = tmp_path_factory.mktemp("single") / "out"
-    res = colorize("--model", str(dropout_generator), str(archive), "--out", str(out))
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert colorize_here("--model", str(dropout_generator), str(archive), "--out", str(out)) == 0
     return out
+
+
+def ray_colorize_here(*args: str) -> int:
+    """``aircolor colorize --ray --workers 2`` in this process, on the session cluster it is connected to."""
+    from aircolor.cli import main
+
+    return main(["colorize", "--ray", "--workers", "2", *args])
+
+
+def colorize_here(*args: str) -> int:
+    """``aircolor colorize`` in one process, this one (no interpreter start-up: the reference outputs)."""
+    from aircolor.cli import main
+
+    return main(["colorize", "--quiet", *args])
 
 
 def ray_colorize(ray_cluster, *args: str, seam: list[str] | None = None) -> subprocess.CompletedProcess:
@@ -83,14 +96,17 @@ def summary_of(folder: Path) -> dict:
     return json.loads((folder / "colorize-summary.json").read_text())
 
 
-def test_ray_gives_the_same_files_as_one_process_and_no_seams(tmp_path, archive, lab_generator, ray_cluster):
+def test_ray_gives_the_same_files_as_one_process_and_no_seams(tmp_path, archive, lab_generator, ray_cluster,
+                                                              capfd):
+    """In this process (connected to the session cluster), as a notebook or a script calling the CLI would."""
     from aircolor.colorize.tiling import tile_starts
 
     one, ray = tmp_path / "one", tmp_path / "ray"
     args = ["--model", str(lab_generator), str(archive), "--format", "png"]
-    assert colorize(*args, "--out", str(one)).returncode == 0
-    res = ray_colorize(ray_cluster, *args, "--out", str(ray))
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert colorize_here(*args, "--out", str(one)) == 0
+    capfd.readouterr()
+    assert ray_colorize_here(*args, "--out", str(ray)) == 0
+    res = capfd.readouterr()
     want, got = outputs(one), outputs(ray)
     assert sorted(got) == sorted(want) and len(want) == 6
     for name in want:
@@ -102,7 +118,7 @@ def test_ray_gives_the_same_files_as_one_process_and_no_seams(tmp_path, archive,
     # the seams of a photo assembled from two workers' blocks are as invisible as in one process
     for photo in sorted((ray / "z17").glob("*.png")):
         assert seam_z(lab_of(np.asarray(Image.open(photo).convert("RGB"))), tile_starts(1024, 32, 16)) < 2.5
-    assert "2 workers on 1 node(s)" in res.stderr and "6 photos to colorize" in res.stderr and "MP/s" in res.stderr
+    assert "2 workers on 1 node(s)" in res.err and "6 photos to colorize" in res.err and "MP/s" in res.err
 
 
 def test_ray_with_dropout_and_a_scale_matches_too(tmp_path, archive, dropout_generator, ray_cluster):
@@ -110,9 +126,8 @@ def test_ray_with_dropout_and_a_scale_matches_too(tmp_path, archive, dropout_gen
     from its own rows of the model's image), on the large photos in small blocks."""
     one, ray = tmp_path / "one", tmp_path / "ray"
     args = ["--model", str(dropout_generator), str(archive / "z17"), "--scale", "0.6", "--overlap", "8"]
-    assert colorize(*args, "--out", str(one)).returncode == 0
-    res = ray_colorize(ray_cluster, *args, "--out", str(ray), "--block-tiles", "3")
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert colorize_here(*args, "--out", str(one)) == 0
+    assert ray_colorize_here(*args, "--out", str(ray), "--block-tiles", "3") == 0
     assert outputs(ray) == outputs(one) and len(outputs(one)) == 2
     assert all(f["workers"] == 2 for f in summary_of(ray)["files"])
 
@@ -161,15 +176,15 @@ def test_ray_job_submit_runs_a_colorize_job_to_the_end(tmp_path, archive, single
     assert outputs(out) == want and len(want) == 4
 
 
-def test_ray_requests_the_cluster_cannot_meet_fail_in_one_line_before_anything_is_written(tmp_path, archive,
-                                                                                        ray_cluster):
+def test_ray_requests_the_cluster_cannot_meet_fail_in_one_line_before_anything_is_written(tmp_path, archive, capsys,
+                                                                                        ray_cluster, monkeypatch):
     """Bad --ray input: a silent address (Ray itself would retry for minutes) and more workers than the session
-    cluster's 2 CPUs (no autoscaler): one line, exit 2, no output folder."""
-    from badinput import run_bad_subprocess
+    cluster's 2 CPUs (no autoscaler): one line, exit 2, nothing written."""
+    from badinput import run_bad
 
-    photos = archive / "z18"
-    env = dict(ray_cluster["env"], RAY_ADDRESS=ray_cluster["address"])
-    run_bad_subprocess(["colorize", str(photos), "--out", "out", "--ray", "--address", "127.0.0.1:9"],
-                       watch=[tmp_path, archive], cwd=tmp_path, env=env, words=["127.0.0.1:9", "no Ray cluster"])
-    run_bad_subprocess(["colorize", str(photos), "--out", "out", "--ray", "--workers", "3"], watch=[tmp_path, archive],
-                       cwd=tmp_path, env=env, words=["--workers 3 needs 3 CPUs", "has 2 CPUs", "--workers 2"])
+    monkeypatch.chdir(tmp_path)
+    photos = str(archive / "z18")
+    run_bad(capsys, ["colorize", photos, "--out", "out", "--ray", "--address", "127.0.0.1:9"],
+            watch=[tmp_path, archive], words=["127.0.0.1:9", "no Ray cluster"])
+    run_bad(capsys, ["colorize", photos, "--out", "out", "--ray", "--address", ray_cluster["address"], "--workers",
+                     "3"], watch=[tmp_path, archive], words=["--workers 3 needs 3 CPUs", "has 2 CPUs", "--workers 2"])

@@ -112,3 +112,26 @@ def test_colorize_with_bf16_on_the_gpu_is_close_to_fp32_on_the_cpu() -> None:
     got = colorizer(gray)
     assert got.shape == want.shape and got.dtype == want.dtype
     assert np.abs(got.astype(int) - want.astype(int)).mean() < 2.0  # bf16 chroma, same L*
+
+
+def test_colorize_stages_on_the_gpu_give_the_bytes_of_one_call() -> None:
+    """What a --ray GPU worker does (the photo's blocks out of order, bands from the partial sums) gives the bytes
+    of one Colorizer call on the same GPU: the block plan and the order of the sums fix them there too."""
+    from aircolor.colorize.engine import ColorizeOptions, Colorizer
+    from aircolor.colorize.tiling import assemble
+
+    cfg = tiny("model.netG=unet_auto", "data.color_space=lab", "model.dropout=true", size=64)
+    torch.manual_seed(0)
+    model = build_model(cfg).prepare(CUDA).eval()
+    colorizer = Colorizer(model, cfg, CUDA, ColorizeOptions(block=2))
+    gray = np.random.default_rng(0).random((700, 300), dtype=np.float32)
+    want = colorizer(gray)
+    image = colorizer.model_input(gray)
+    plan = colorizer.plan(300, 700)
+    partials = {b.index: colorizer.run_block(image, plan, b) for b in reversed(plan.blocks)}
+    rows = []
+    for y0, y1 in colorizer.bands(700):
+        r0, r1 = colorizer.model_rows(y0, y1, 300, 700)
+        rows.append(colorizer.finish(gray[y0:y1], assemble(plan, r0, r1, partials), y0=y0, r0=r0, width=300,
+                                     height=700, bits=8))
+    assert np.array_equal(np.concatenate(rows), want)

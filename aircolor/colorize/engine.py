@@ -245,7 +245,8 @@ class Colorizer:
 
 
 def _source_row(y: float, small: int, full: int) -> float:
-    """Row of the model's image (``small`` rows) that output row ``y`` of ``full`` rows samples (align_corners=False)."""
+    """Row of the model's image (``small`` rows) that output row ``y`` of ``full`` rows samples
+    (``align_corners=False``)."""
     return (y + 0.5) * small / full - 0.5
 
 

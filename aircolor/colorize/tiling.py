@@ -276,7 +276,8 @@ class TiledProcessor:
         step = self.batch_size
         return [(block.origins[i:i + step], block.ids[i:i + step]) for i in range(0, len(block.origins), step)]
 
-    def run_batch(self, padded: torch.Tensor, origins: tuple[tuple[int, int], ...], ids: tuple[int, ...]) -> torch.Tensor:
+    def run_batch(self, padded: torch.Tensor, origins: tuple[tuple[int, int], ...],
+                  ids: tuple[int, ...]) -> torch.Tensor:
         """(n, out_channels, tile, tile) float32 CPU: the tiles at ``origins`` of a padded image through ``fn``."""
         t = self.tile
         with torch.inference_mode():
