@@ -8,6 +8,8 @@ from pathlib import Path
 from functools import partial
 from typing import Any, Callable
 
+from aircolor.cli import _positive_int, ray_address
+
 
 def colorize_options(args: argparse.Namespace, cfg: Any) -> Any:
     """The :class:`ColorizeOptions` of the parsed arguments, checked against the model's config ``cfg``."""
@@ -82,16 +84,6 @@ def _cmd_colorize(args: argparse.Namespace, run_on_ray: Callable[..., Any] | Non
     return _print_summary(summary, Path(args.out))
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
-    return value
-
-
 def _float(text: str, *, zero: bool) -> float:
     try:
         value = float(text)
@@ -109,12 +101,6 @@ def _positive_float(text: str) -> float:
 
 def _nonnegative_float(text: str) -> float:
     return _float(text, zero=True)
-
-
-def _ray_address(text: str) -> str:
-    from aircolor.cli import ray_address
-
-    return ray_address(text)
 
 
 def _device(text: str) -> str:
@@ -148,9 +134,10 @@ def register_cli(subparsers: Any, *, run_on_ray: Callable[..., Any] | None = Non
     p.add_argument("--tracking-uri", help="MLflow tracking URI for run ids and models:/ URIs")
     p.add_argument("--device", default="auto", type=_device,
                    help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=_positive, help="tiles per forward pass (default: about 1 Mpx of tiles, "
-                                                          "16 at 256 px, 256 at 64 px)")
-    p.add_argument("--tile", type=_positive, metavar="PX",
+    p.add_argument("--batch-size", type=_positive_int,
+                   help="tiles per forward pass (default: on a CPU 16 tiles up to 128 px, 4 of 256 px; on a GPU "
+                        "about 1 Mpx of tiles)")
+    p.add_argument("--tile", type=_positive_int, metavar="PX",
                    help="tile side the generator sees: a multiple of its training size (default: that size). "
                         "Larger tiles are fewer, so faster; see the README for how much the colours move")
     p.add_argument("--overlap", type=int,
@@ -168,17 +155,17 @@ def register_cli(subparsers: Any, *, run_on_ray: Callable[..., Any] | None = Non
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast (default: on CUDA and on CPUs with "
                                                          "native bf16)")
     p.add_argument("--no-channels-last", action="store_true", help="NCHW convolutions (default: channels_last)")
-    p.add_argument("--block-tiles", type=_positive, metavar="N",
+    p.add_argument("--block-tiles", type=_positive_int, metavar="N",
                    help="tiles per side of a block, the unit of work spread over --ray workers (default: enough "
                         "for two batches, at least 8)")
     ray = p.add_argument_group("on a Ray cluster (--ray)")
     ray.add_argument("--ray", action="store_true",
                      help="colorize on a Ray cluster: photos, and the tile blocks of large photos, spread over "
                           "worker actors that each hold one model copy")
-    ray.add_argument("--address", type=_ray_address,
+    ray.add_argument("--address", type=ray_address,
                      help="the cluster: auto, HOST:6379 or ray://HOST:10001 (default $RAY_ADDRESS, else a local "
                           "Ray on this machine)")
-    ray.add_argument("--workers", type=_positive, help="worker actors (default: as many as the cluster fits)")
+    ray.add_argument("--workers", type=_positive_int, help="worker actors (default: as many as the cluster fits)")
     ray.add_argument("--cpus-per-worker", type=_positive_float, metavar="C",
                      help="CPUs per worker, also its torch threads (default 1)")
     ray.add_argument("--gpus-per-worker", type=_nonnegative_float, metavar="F",
