@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -251,6 +252,7 @@ class TiledProcessor:
         self.out_channels, self.device, self.block, self.with_ids = out_channels, torch.device(device), block, with_ids
         self.progress = progress
         self.tiles_done = 0
+        self._count = threading.Lock()  # batches finish on several threads
 
     def plan(self, h: int, w: int) -> BlockPlan:
         return BlockPlan(h, w, tile=self.tile, overlap=self.overlap, block=self.block)
@@ -287,9 +289,10 @@ class TiledProcessor:
             if tuple(out.shape) != expected:
                 raise ValueError(f"fn returned shape {tuple(out.shape)}, expected {expected}")
             out = out.to("cpu", torch.float32)
-        self.tiles_done += len(origins)
-        if self.progress is not None:
-            self.progress(len(origins))
+        with self._count:
+            self.tiles_done += len(origins)
+            if self.progress is not None:
+                self.progress(len(origins))
         return out
 
     def run_block(self, padded: torch.Tensor, plan: BlockPlan, block: Block) -> torch.Tensor:
