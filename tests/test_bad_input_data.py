@@ -200,6 +200,19 @@ CASES = {
     "fetch --out under /proc": (["data", "fetch-tiles", "--url", URL, "--bbox", "1,2,1.01,2.01", "--zoom", "15",
                                  "--out", "/proc/aircolor-tiles"], ["--out", "/proc/aircolor-tiles"]),
     "data needs a command": (["data"], ["COMMAND", "required"]),
+    "--url and --wmts": (["data", "fetch-tiles", "--url", URL, "--wmts", "http://127.0.0.1:9/wmts", "--bbox",
+                          "1,2,1.01,2.01", "--zoom", "15", "--out", "t"], ["--wmts", "not allowed with"]),
+    "--wmts not http": (["data", "fetch-tiles", "--wmts", "file:///etc/passwd", "--layer", "a", "--bbox",
+                         "1,2,1.01,2.01", "--zoom", "15", "--out", "t"], ["--wmts", "http(s)"]),
+    "--wmts without --layer": (["data", "fetch-tiles", "--wmts", "http://127.0.0.1:9/wmts", "--bbox",
+                                "1,2,1.01,2.01", "--zoom", "15", "--out", "t"], ["--wmts needs --layer"]),
+    "--layer with --url": (["data", "fetch-tiles", "--url", URL, "--layer", "ortho", "--bbox", "1,2,1.01,2.01",
+                            "--zoom", "15", "--out", "t"], ["--layer goes with --wmts"]),
+    "--wmts unreachable": (["data", "fetch-tiles", "--wmts", "http://127.0.0.1:9/wmts", "--layer", "a", "--bbox",
+                            "1,2,1.01,2.01", "--zoom", "15", "--out", "t", "--retries", "0"],
+                           ["--wmts", "could not read the capabilities", "connection"]),
+    "--format bmp": (["data", "fetch-tiles", "--url", URL, "--bbox", "1,2,1.01,2.01", "--zoom", "15", "--out", "t",
+                      "--format", "bmp"], ["--format", "invalid choice"]),
 }
 
 

@@ -29,7 +29,7 @@ from aircolor.errors import UsageError
 SIZE = 32  # the --size of the session fixture ``prepared_sample``
 SPLITS = ("train", "val", "test")
 COLUMNS = ["path", "split", "role", "layout", "width", "height", "bytes", "sha256", "source", "source_sha256",
-           "group", "status", "reason"]
+           "group", "status", "reason", "tile", "tile_matrix", "crs", "minx", "miny", "maxx", "maxy"]
 GROUP_RE = r"(\d+)_15_"  # Massachusetts tiles: <image id>_15_y<row>_x<col>.jpg
 
 
@@ -576,7 +576,7 @@ def test_interrupt_after_all_images_leaves_no_out_dir(tmp_path: Path, kampala: P
         seen.append(sorted(p.name for p in path.parent.iterdir()))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(P, "_write_manifest", interrupted)
+    monkeypatch.setattr(P, "write_manifest", interrupted)
     out = tmp_path / "out"
     rc, _, err = run_cli(capsys, kampala, out, "--size", SIZE, "--workers", 1)
     assert rc == 130 and err.strip() == "aircolor: interrupted"

@@ -157,8 +157,8 @@ def test_round_trip_random_tiles() -> None:
     for _ in range(2000):
         z = rng.randint(0, 22)
         x, y = rng.randrange(2**z), rng.randrange(2**z)
-        lon, lat = T.tile_to_lonlat(x + 0.5, y + 0.5, z)
-        assert T.lonlat_to_tile(lon, lat, z) == (x, y)
+        west, south, east, north = T.WEB_MERCATOR.lonlat_bounds((z, x, y))
+        assert T.lonlat_to_tile((west + east) / 2, (south + north) / 2, z) == (x, y)
         nw_lon, nw_lat = T.tile_to_lonlat(x, y, z)
         eps = 1e-3 / 2**z
         assert T.lonlat_to_tile(nw_lon + eps, nw_lat - eps * 0.5, z) == (x, y)
@@ -502,12 +502,12 @@ def test_429_with_retry_after(server: TileServer, tmp_path: Path) -> None:
 
 
 def test_retry_after_header_parsing() -> None:
-    assert T._parse_retry_after("3") == 3.0
-    assert T._parse_retry_after("0") == 0.0
-    assert T._parse_retry_after("999999") == T.RETRY_AFTER_CAP_S
-    assert T._parse_retry_after("soon") is None
-    assert T._parse_retry_after(None) is None
-    assert T._parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past
+    retry = T.PacedRetry(total=3)
+    assert retry.parse_retry_after("3") == 3.0
+    assert retry.parse_retry_after("0") == 0.0
+    assert retry.parse_retry_after("999999") == T.RETRY_AFTER_CAP_S
+    assert retry.parse_retry_after("soon") < 0  # ignored: the backoff applies
+    assert retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past
 
 
 def test_404_and_204_are_missing_not_failed(server: TileServer, tmp_path: Path) -> None:

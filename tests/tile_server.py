@@ -1,7 +1,8 @@
 """A real HTTP tile server for the fetch-tiles tests, serving real aerial JPEG tiles.
 
 It answers XYZ (``/xyz/{z}/{x}/{y}.jpg``), WMTS KVP (``/wmts?...&TILEMATRIX=&TILEROW=&TILECOL=``) and
-WMTS RESTful (``/rest/{TileMatrix}/{TileRow}/{TileCol}.jpg``) requests for the same tiles, so one set of
+WMTS RESTful (``/rest/ortho/default/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.jpg``) requests for the
+same tiles, and WMTS GetCapabilities (tests/wmts_capabilities.py) both ways, so one set of
 per-tile behaviours (404, 500 for the first N requests, 429, truncated bodies, HTML error pages, slow
 answers ...) can be exercised through every template kind. It counts requests per tile and per path and
 records the User-Agent and the peak number of requests in flight.
@@ -81,6 +82,7 @@ class TileServer:
         self.gate = threading.Event()
         self.gate.set()
         self.total = 0
+        self.capabilities_requests = 0
         self.behaviours: dict[TileKey, Behaviour] = {}
         self.counts: Counter[TileKey] = Counter()
         self.path_counts: Counter[str] = Counter()
@@ -125,6 +127,7 @@ class TileServer:
             self.user_agents.clear()
             self.max_in_flight = 0
             self.total = 0
+            self.capabilities_requests = 0
             self.delay = 0.0
 
     @property
@@ -207,7 +210,7 @@ class _TileHandler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/xyz/(\d+)/(\d+)/(\d+)\.jpg", parsed.path)
         if m:
             return int(m.group(1)), int(m.group(2)), int(m.group(3))
-        m = re.fullmatch(r"/rest/ortho/default/WebMercatorQuad/([^/]+)/(\d+)/(\d+)\.jpg", parsed.path)
+        m = re.fullmatch(r"/rest/ortho/default/[^/]+/([^/]+)/(\d+)/(\d+)\.jpg", parsed.path)
         if m:
             return _matrix_to_zoom(urllib.parse.unquote(m.group(1))), int(m.group(3)), int(m.group(2))
         if parsed.path == "/wmts":
@@ -236,8 +239,25 @@ class _TileHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         self.wfile.flush()
 
+    def _capabilities(self) -> bytes | None:
+        """The WMTS capabilities (KVP at /wmts?REQUEST=GetCapabilities, RESTful at /rest/WMTSCapabilities.xml)."""
+        from wmts_capabilities import capabilities
+
+        parsed = urllib.parse.urlsplit(self.path)
+        query = {k.upper(): v.lower() for k, v in urllib.parse.parse_qsl(parsed.query)}
+        if parsed.path == "/wmts" and query.get("REQUEST") == "getcapabilities":
+            return capabilities(self.tile_server.base, kvp=True)
+        if parsed.path == "/rest/WMTSCapabilities.xml":
+            return capabilities(self.tile_server.base, kvp=False)
+        return None
+
     def do_GET(self) -> None:  # noqa: N802
         srv = self.tile_server
+        document = self._capabilities()
+        if document is not None:
+            srv.capabilities_requests += 1
+            self._send(200, document, "application/xml")
+            return
         try:
             tile = self._tile_from_request()
         except (KeyError, ValueError):

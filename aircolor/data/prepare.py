@@ -5,7 +5,8 @@ Output layout (``OUT_DIR``)::
     aligned/{train,val,test}/NAME.png      512x256 A|B pairs (A = gray copy, left; B = color, right)
     unaligned/{train,val,test}{A,B}/NAME.png  gray copies (A, mode L) and color tiles (B, RGB)
     historical/NAME.png                    real historical photos, 8-bit gray, at their own size
-    manifest.parquet                       one row per output image and per rejected input
+    manifest.parquet                       one row per output image and per rejected input (with the tile's
+                                           bounds and CRS when fetch-tiles' tiles-index.csv lists its source)
     summary.json                           counts, rejects, options and the inputs' fingerprint
 
 Guarantees: every input is decoded fully and converted or rejected with its reason; the split is reproducible
@@ -36,13 +37,12 @@ from PIL import Image
 from aircolor.data.images import IMAGE_SUFFIXES, sha256_file, vet_color, vet_historical
 from aircolor.data.prepare_out import (check_out_dir, clean_stale_staging, is_up_to_date, make_parents, remove_empty,
                                        swap_into_place)
+from aircolor.data.prepare_manifest import MANIFEST_COLUMNS, Record, write_manifest  # noqa: F401 (re-exported)
+from aircolor.data.tiles.summary import geo_by_file
 from aircolor.data.prepare_split import SPLITS, assign_splits, group_key, split_tiles  # noqa: F401 (re-exported)
 from aircolor.errors import UsageError
 
 FORMAT_VERSION = 1
-MANIFEST_COLUMNS = ("path", "split", "role", "layout", "width", "height", "bytes", "sha256", "source",
-                    "source_sha256", "group", "status", "reason")
-
 
 @dataclass(frozen=True)
 class PrepareOptions:
@@ -68,25 +68,6 @@ class PrepareOptions:
                 re.compile(pattern)
             except re.error as exc:
                 raise UsageError(f"{flag} {pattern!r}: not a valid regular expression ({exc})") from None
-
-
-@dataclass
-class Record:
-    """One manifest row."""
-
-    path: str
-    split: str
-    role: str
-    layout: str
-    width: int
-    height: int
-    bytes: int
-    sha256: str
-    source: str
-    source_sha256: str
-    group: str
-    status: str = "ok"
-    reason: str = ""
 
 
 @dataclass
@@ -229,16 +210,6 @@ def _run_tasks(fn: Any, tasks: list[tuple], workers: int, desc: str) -> list[dic
 
 
 # --------------------------------------------------------------------------------------------- outputs
-def _write_manifest(path: Path, records: Iterable[Record]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows = [asdict(r) for r in records]
-    table = pa.Table.from_pylist(rows, schema=pa.schema([
-        (c, pa.int64() if c in ("width", "height", "bytes") else pa.string()) for c in MANIFEST_COLUMNS]))
-    pq.write_table(table, path)
-
-
 def _color_records(results: list[dict[str, Any]], splits: dict[str, str], pool: Path, stage: Path,
                    hashes: dict[str, str], groups_of: dict[str, str]) -> list[Record]:
     """Move pooled encodings into their split folders and return their manifest rows."""
@@ -279,7 +250,12 @@ def prepare(color_dir: Path, out_dir: Path, *, historical_dir: Path | None = Non
 
     hashes = {rel(p, color_dir): _source_sha256(p) for p in color_files}
     hist_hashes = {rel(p, historical_dir): _source_sha256(p) for p in hist_files} if historical_dir else {}
-    fp = fingerprint(options, {"color": sorted(hashes.items()), "historical": sorted(hist_hashes.items())})
+    try:
+        geo, indexes = geo_by_file(color_dir)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"color folder: {exc}; re-run fetch-tiles into that folder, or remove the index") from None
+    sources = {"color": sorted(hashes.items()), "historical": sorted(hist_hashes.items())}
+    fp = fingerprint(options, {**sources, "tile_index": indexes} if indexes else sources)
     clean_stale_staging(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         if is_up_to_date(out_dir, fp):
@@ -292,7 +268,7 @@ def prepare(color_dir: Path, out_dir: Path, *, historical_dir: Path | None = Non
     try:
         stage.mkdir()
         result = _build(stage, color_dir, color_files, historical_dir, hist_files, hashes, hist_hashes,
-                        options, workers, fp)
+                        options, workers, fp, geo)
         result.ignored = ignored + hist_ignored
         swap_into_place(stage, out_dir)
     except BaseException:
@@ -305,7 +281,7 @@ def prepare(color_dir: Path, out_dir: Path, *, historical_dir: Path | None = Non
 
 def _build(stage: Path, color_dir: Path, color_files: list[Path], historical_dir: Path | None,
            hist_files: list[Path], hashes: dict[str, str], hist_hashes: dict[str, str],
-           options: PrepareOptions, workers: int, fp: str) -> PrepareResult:
+           options: PrepareOptions, workers: int, fp: str, geo: dict[str, dict[str, Any]]) -> PrepareResult:
     pool = stage / ".pool"
     rels = [p.relative_to(color_dir).as_posix() for p in color_files]
     names = output_names(rels)
@@ -319,6 +295,9 @@ def _build(stage: Path, color_dir: Path, color_files: list[Path], historical_dir
     splits, groups_of, ungrouped = split_tiles([res["rel"] for res in ok], options.group_by, options.holdout,
                                                options.split, options.seed)
     records += _color_records(ok, splits, pool, stage, hashes, groups_of)
+    for record in records:  # where each tile lies, from the fetch's tiles-index.csv
+        for column, value in geo.get(record.source, {}).items():
+            setattr(record, column, value)
     pool.rmdir()
     historical = 0
     if historical_dir is not None:
@@ -332,7 +311,7 @@ def _build(stage: Path, color_dir: Path, color_files: list[Path], historical_dir
     counts = Counter(splits[r["rel"]] for r in ok)
     result = PrepareResult(stage, False, {s: counts.get(s, 0) for s in SPLITS}, historical, rejected,
                            0, ungrouped)
-    _write_manifest(stage / "manifest.parquet", records)
+    write_manifest(stage / "manifest.parquet", records)
     summary = {
         "format": FORMAT_VERSION, "fingerprint": fp, "options": asdict(options),
         "color_dir": str(color_dir), "historical_dir": str(historical_dir) if historical_dir else None,

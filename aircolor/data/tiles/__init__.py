@@ -19,15 +19,16 @@ Run it standalone with ``python -m aircolor.data.tiles --url ... --bbox ... --zo
 """
 
 from aircolor.data.tiles.cli import _cli_fetch, main, register_cli
-from aircolor.data.tiles.fetch import (RETRY_AFTER_CAP_S, SUMMARY_NAME, FetchSummary, RateLimiter, _parse_retry_after,
-                                       default_user_agent, existing_tile, fetch_tiles, remove_stale_parts,
-                                       write_summary)
-from aircolor.data.tiles.mercator import (MAX_LATITUDE, MAX_ZOOM, TileKey, count_tiles_in_bbox, lonlat_to_tile,
-                                          parse_bbox, parse_zooms, tile_to_lonlat, tiles_in_bbox, validate_bbox)
+from aircolor.data.tiles.fetch import TileOutput, existing_tile, fetch_tiles, remove_stale_parts
+from aircolor.data.tiles.grid import (MAX_LATITUDE, MAX_ZOOM, WEB_MERCATOR, TileGrid, TileKey, count_tiles_in_bbox,
+                                      lonlat_to_tile, parse_bbox, parse_zooms, tile_to_lonlat, tiles_in_bbox,
+                                      validate_bbox)
+from aircolor.data.tiles.http import RETRY_AFTER_CAP_S, PacedRetry, RateLimiter, default_user_agent
+from aircolor.data.tiles.summary import INDEX_NAME, SUMMARY_NAME, FetchSummary, read_index, write_summary
 from aircolor.data.tiles.templates import TileTemplate, parse_template
 
-__all__ = ["MAX_LATITUDE", "MAX_ZOOM", "RETRY_AFTER_CAP_S", "SUMMARY_NAME", "FetchSummary", "RateLimiter", "TileKey",
-           "TileTemplate", "count_tiles_in_bbox", "default_user_agent", "existing_tile", "fetch_tiles",
-           "lonlat_to_tile", "main", "parse_bbox", "parse_template", "parse_zooms", "register_cli",
-           "remove_stale_parts", "tile_to_lonlat", "tiles_in_bbox", "validate_bbox", "write_summary",
-           "_cli_fetch", "_parse_retry_after"]
+__all__ = ["INDEX_NAME", "MAX_LATITUDE", "MAX_ZOOM", "RETRY_AFTER_CAP_S", "SUMMARY_NAME", "WEB_MERCATOR",
+           "FetchSummary", "PacedRetry", "RateLimiter", "TileGrid", "TileKey", "TileOutput", "TileTemplate",
+           "count_tiles_in_bbox", "default_user_agent", "existing_tile", "fetch_tiles", "lonlat_to_tile", "main",
+           "parse_bbox", "parse_template", "parse_zooms", "read_index", "register_cli", "remove_stale_parts",
+           "tile_to_lonlat", "tiles_in_bbox", "validate_bbox", "write_summary", "_cli_fetch"]

@@ -1,4 +1,4 @@
-"""Tile URL templates: XYZ, WMTS KVP and WMTS RESTful (Web-Mercator tile matrix sets only)."""
+"""Tile URL templates: XYZ, WMTS KVP and WMTS RESTful (any tile matrix set, with the identifiers of its matrices)."""
 
 from __future__ import annotations
 
@@ -26,15 +26,18 @@ _WMTS_NAMES = {"tilematrix": "TileMatrix", "tilerow": "TileRow", "tilecol": "Til
 class TileTemplate:
     """A parsed tile URL template that knows how to build the URL of one tile.
 
-    ``kind`` is ``"xyz"``, ``"wmts-kvp"`` or ``"wmts-rest"``. For WMTS, the tile matrix identifier is
-    the zoom rendered through ``matrix_id`` (e.g. ``"EPSG:3857:{z}"``), the row is the XYZ ``y`` and the
-    column the XYZ ``x`` — true for the GoogleMapsCompatible / WebMercatorQuad matrix set only.
+    ``kind`` is ``"xyz"``, ``"wmts-kvp"`` or ``"wmts-rest"``. For WMTS the row is the tile's ``y`` and the
+    column its ``x``; the TileMatrix identifier is ``matrix_ids[z]`` when the template came from a service's
+    capabilities, else the zoom rendered through ``matrix_id`` (e.g. ``"EPSG:3857:{z}"``), which is right for
+    a Web-Mercator (GoogleMapsCompatible / WebMercatorQuad) matrix set given by hand with ``--url``.
     """
 
     url: str
     kind: str
     matrix_id: str = "{z}"
     tms: bool = False
+    #: A WMTS service's TileMatrix identifiers by zoom index (from its capabilities); overrides ``matrix_id``.
+    matrix_ids: tuple[str, ...] | None = None
 
     def url_for(self, z: int, x: int, y: int) -> str:
         """The URL of XYZ tile ``(z, x, y)``."""
@@ -42,7 +45,8 @@ class TileTemplate:
             row = (2**z - 1 - y) if self.tms else y
             values = {"z": str(z), "x": str(x), "y": str(row), "-y": str(row)}
         else:
-            matrix = urllib.parse.quote(self.matrix_id.replace("{z}", str(z)), safe=":")
+            name = self.matrix_ids[z] if self.matrix_ids is not None else self.matrix_id.replace("{z}", str(z))
+            matrix = urllib.parse.quote(name, safe=":")
             values = {"tilematrix": matrix, "tilerow": str(y), "tilecol": str(x)}
         return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1).lower() if self.kind != "xyz" else m.group(1)], self.url)
 
