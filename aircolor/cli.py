@@ -336,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     from aircolor.colorize.cli import register_cli as add_colorize
 
     add_colorize(sub, run_on_ray=_colorize_on_ray)
+    from aircolor.compare.cli import register_cli as add_compare
+
+    add_compare(sub)
     return parser
 
 
