@@ -108,6 +108,10 @@ def test_laea_set_northing_first(server: TileServer, tmp_path: Path) -> None:
         assert row["tile_matrix"] == f"LAEA:{z}" and row["crs"] == "EPSG:3035"
         assert_bounds(row, tms.xy_bounds(x, y, z))
         assert_georeferenced(out / row["file"], 3035, tms.xy_bounds(x, y, z))
+        ll = tms.bounds(x, y, z)
+        ring = [tuple(map(float, p.split())) for p in row["wkt"][len("POLYGON(("):-2].split(",")]
+        assert ring[0] == ring[-1] == pytest.approx((ll.left, ll.bottom), abs=1e-8)
+        assert ring[2] == pytest.approx((ll.right, ll.top), abs=1e-8)
     assert all("TILEMATRIXSET=LAEA" in p for p in server.path_counts)
 
 

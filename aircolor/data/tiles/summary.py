@@ -1,8 +1,8 @@
 """What a fetch did: ``fetch-summary.json`` (counts, missing and failed tiles) and ``tiles-index.csv``.
 
 The index has one row per tile any run into the folder has dealt with: its key and TileMatrix identifier, its
-bounds in the tile matrix set's CRS and in WGS84, the CRS, its file (relative to the folder) and its status
-(``fetched``, ``present``, ``missing``, ``failed``). A rerun updates the rows of its tiles and keeps the others,
+bounds in the tile matrix set's CRS and in WGS84, the CRS, its file (relative to the folder), its status
+(``fetched``, ``present``, ``missing``, ``failed``) and its WGS84 footprint as WKT (QGIS' Delimited Text layer). A rerun updates the rows of its tiles and keeps the others,
 so the index of a resumed or widened download still lists every tile on disk. ``aircolor data prepare`` carries
 the rows of the tiles it uses into its manifest.
 """
@@ -26,7 +26,7 @@ SUMMARY_NAME = "fetch-summary.json"
 #: Name of the tile index written into the output directory.
 INDEX_NAME = "tiles-index.csv"
 INDEX_COLUMNS = ("tile", "tile_matrix", "crs", "minx", "miny", "maxx", "maxy", "west", "south", "east", "north",
-                 "file", "status", "reason")
+                 "file", "status", "reason", "wkt")
 
 
 def tile_str(tile: TileKey) -> str:
@@ -128,10 +128,11 @@ def _rows(summary: FetchSummary, grid: TileGrid) -> Iterable[dict[str, str]]:
     statuses = [("fetched", t, "") for t in summary.fetched] + [("present", t, "") for t in summary.skipped] + \
                [("missing", t, "") for t in summary.missing] + [("failed", t, r) for t, _, r in summary.failed]
     for status, tile, reason in statuses:
-        xy, ll = grid.xy_bounds(tile), grid.lonlat_bounds(tile)
+        xy, (w, s, e, n) = grid.xy_bounds(tile), grid.lonlat_bounds(tile)
         yield {"tile": tile_str(tile), "tile_matrix": grid.matrix_id(tile[0]), "crs": grid.crs_name,
-               **{k: repr(v) for k, v in zip(INDEX_COLUMNS[3:11], (*xy, *ll))},
-               "file": summary.files.get(tile, ""), "status": status, "reason": reason}
+               **{k: repr(v) for k, v in zip(INDEX_COLUMNS[3:11], (*xy, w, s, e, n))},
+               "file": summary.files.get(tile, ""), "status": status, "reason": reason,
+               "wkt": f"POLYGON(({w!r} {s!r},{e!r} {s!r},{e!r} {n!r},{w!r} {n!r},{w!r} {s!r}))"}
 
 
 def read_index(path: Path) -> list[dict[str, str]]:
