@@ -14,7 +14,7 @@ from aircolor.errors import UsageError
 SUMMARY_NAME = "compare-summary.json"
 
 _EPILOG = """\
-examples:
+example:
   # today's imagery from an XYZ server, the zoom picked to match the photo's resolution
   aircolor compare scans/bern_1946.tif --model runs/best/model.pt --out compare/bern \\
       --modern 'https://tiles.example.org/ortho/{z}/{x}/{y}.jpg'
