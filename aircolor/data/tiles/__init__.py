@@ -9,11 +9,12 @@ often interrupted, so this module is built around three promises:
   ``OUT/{z}/{x}/{y}.{ext}`` is therefore always a complete image.
 * **Resumable.** Because of the above, a tile whose file exists is done: a rerun skips it without a
   request, and removes the ``.part-`` leftovers of a killed run.
-* **Polite.** Bounded concurrency, a global rate limit, retries with exponential backoff and jitter,
-  ``Retry-After`` honoured, and an honest ``User-Agent``.
+* **Polite.** Bounded concurrency, a global rate limit, urllib3's retries with exponential backoff and
+  jitter, ``Retry-After`` honoured (and slowing the whole run), and an honest ``User-Agent``.
 
-Only the Web-Mercator (EPSG:3857) tiling scheme is supported: XYZ templates and WMTS templates that use
-the GoogleMapsCompatible / WebMercatorQuad tile matrix set, where a tile matrix is a zoom level.
+Sources: XYZ / WMTS URL templates on the Web-Mercator grid, or any WMTS service through its GetCapabilities
+(``wmts.py``), on any tile matrix set (``grid.py``: morecantile). Each tile can carry its georeferencing
+(``georef.py``), and ``tiles-index.csv`` lists every tile with its bounds and CRS (``summary.py``).
 
 Run it standalone with ``python -m aircolor.data.tiles --url ... --bbox ... --zoom ... --out ...``.
 """
