@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,44 @@ def _progress_bar(total: int | None, enabled: bool) -> Any:
     return _Null()
 
 
+@dataclass
+class _Run:
+    """The bookkeeping of one fetch: the summary, the progress bar, the downloads in flight."""
+
+    out: Path
+    summary: FetchSummary
+    bar: Any
+    zooms: set[int]
+    pending: set[cf.Future[_TileResult]] = field(default_factory=set)
+
+    def skip_present(self, tile: TileKey, output: TileOutput) -> bool:
+        """Count a tile whose file exists (giving it missing sidecars) and say so; no request is made."""
+        self.zooms.add(tile[0])
+        present = existing_tile(self.out, tile)
+        if present is None:
+            return False
+        output.complete(tile, present)
+        self.summary.skipped.append(tile)
+        self.summary.files[tile] = present.relative_to(self.out).as_posix()
+        self.bar.update(1)
+        return True
+
+    def collect(self, done: Iterable[cf.Future[_TileResult]]) -> None:
+        # Each future leaves `pending` just before it is recorded, so that a Ctrl-C arriving anywhere
+        # here loses at most the one result in hand and never counts a tile twice.
+        for fut in done:
+            self.pending.discard(fut)
+            _record(self.summary, fut.result())
+            self.bar.update(1)
+        self.bar.set_postfix_str(f"failed {len(self.summary.failed)} missing {len(self.summary.missing)}",
+                                 refresh=False)
+
+    def wait_until_fewer_than(self, limit: int) -> None:
+        while len(self.pending) >= limit:
+            done, _ = cf.wait(self.pending, return_when=cf.FIRST_COMPLETED)
+            self.collect(done)
+
+
 def fetch_tiles(
     template: TileTemplate,
     tiles: Iterable[TileKey],
@@ -174,53 +212,29 @@ def fetch_tiles(
     stop = threading.Event()
     client = TileClient(template.url, concurrency=concurrency, retries=retries, backoff=backoff, timeout=timeout,
                         user_agent=user_agent or default_user_agent(), limiter=RateLimiter(rate, stop), stop=stop)
-    seen_zooms: set[int] = set(zooms or ())
-    bar = _progress_bar(total, progress)
+    run = _Run(out, summary, _progress_bar(total, progress), set(zooms or ()))
     started = time.monotonic()
     pool = cf.ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="fetch-tiles")
-    pending: set[cf.Future[_TileResult]] = set()
-
-    def collect(done: Iterable[cf.Future[_TileResult]]) -> None:
-        # Each future leaves `pending` just before it is recorded, so that a Ctrl-C arriving anywhere
-        # here loses at most the one result in hand and never counts a tile twice.
-        for fut in done:
-            pending.discard(fut)
-            _record(summary, fut.result())
-            bar.update(1)
-        bar.set_postfix_str(f"failed {len(summary.failed)} missing {len(summary.missing)}", refresh=False)
-
-    def wait_until_fewer_than(limit: int) -> None:
-        while len(pending) >= limit:
-            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            collect(done)
-
     try:
         for tile in tiles:
-            seen_zooms.add(tile[0])
-            present = existing_tile(out, tile)
-            if present is not None:
-                output.complete(tile, present)
-                summary.skipped.append(tile)
-                summary.files[tile] = present.relative_to(out).as_posix()
-                bar.update(1)
-                continue
-            wait_until_fewer_than(2 * max(1, concurrency))
-            pending.add(pool.submit(_fetch_one, template, tile, out, client, output))
-        wait_until_fewer_than(1)
+            if not run.skip_present(tile, output):
+                run.wait_until_fewer_than(2 * max(1, concurrency))
+                run.pending.add(pool.submit(_fetch_one, template, tile, out, client, output))
+        run.wait_until_fewer_than(1)
     except BaseException:
         # Ctrl-C (or a bug): start nothing new, let running downloads end, keep what completed.
         summary.interrupted = True
         stop.set()
-        for fut in pending:
+        for fut in run.pending:
             fut.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
-        collect([f for f in pending if f.done() and not f.cancelled() and f.exception() is None])
+        run.collect([f for f in run.pending if f.done() and not f.cancelled() and f.exception() is None])
         raise
     finally:
         pool.shutdown(wait=True)
         client.pool.clear()
-        bar.close()
-        summary.zooms = sorted(seen_zooms)
+        run.bar.close()
+        summary.zooms = sorted(run.zooms)
         summary.elapsed_s = time.monotonic() - started
         _write_reports(out, summary, output.grid)
     return summary
