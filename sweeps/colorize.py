@@ -12,7 +12,8 @@ placing the actors (spread over the nodes), moving objects between nodes, and te
 The contract is the single-process one (:func:`aircolor.colorize.archive.colorize_archive`): the same files,
 byte for byte on CPU (the stages are :class:`aircolor.colorize.engine.Colorizer`'s own, on the same blocks and
 bands), written atomically, inputs never overwritten, finished outputs skipped on a rerun, per-file errors in
-``colorize-summary.json``, exit code 1 when a file failed.
+``colorize-summary.json``, exit code 1 when a file failed, COGs (``--format cog``, large GeoTIFFs) and the mosaic
+VRT over the georeferenced outputs (:mod:`aircolor.colorize.geo`; the driver writes it, from the outputs' headers).
 
 Storage: the workers read the inputs and write the outputs themselves, so every path must mean the same file on
 every node: a shared file system mounted at the same path everywhere (NFS, EFS, Lustre, a FUSE mount of a bucket
@@ -231,7 +232,8 @@ def _resolved(options: Any, gpus: float) -> Any:
 
 
 def _start_workers(ray: Any, model: Any, cfg: Any, options: Any, *, workers: int, cpus: float, gpus: float,
-                   paths: list[str], out_dir: str, say: Any) -> tuple[WorkerPool, list[dict[str, Any]]]:
+                   paths: list[str], out_dir: str, output_format: str,
+                   say: Any) -> tuple[WorkerPool, list[dict[str, Any]]]:
     """The worker actors, each with the model loaded and the storage checked."""
     from aircolor.models.exported import generator_payload
     from sweeps.colorize_worker import ColorizeWorker
@@ -239,7 +241,8 @@ def _start_workers(ray: Any, model: Any, cfg: Any, options: Any, *, workers: int
     actor = ray.remote(ColorizeWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0,
                                                max_concurrency=max(1, int(cpus)), scheduling_strategy="SPREAD")
     payload = ray.put(generator_payload(model, cfg))
-    pool = WorkerPool(ray, actor, (payload, asdict(options)), {"device": "cuda" if gpus > 0 else "cpu"},
+    pool = WorkerPool(ray, actor, (payload, asdict(options)),
+                      {"device": "cuda" if gpus > 0 else "cpu", "output_format": output_format},
                       workers=workers, spare=2 * workers + 2)
     hosts = pool.wait_ready(paths, out_dir, float(os.environ.get("AIRCOLOR_WORKER_START_S", 900)), say)
     say(f"{workers} workers on {len({h['host'] for h in hosts})} node(s)")
@@ -250,7 +253,7 @@ def colorize_on_ray(args: argparse.Namespace) -> Any:
     """Run ``aircolor colorize`` with ``--ray`` (arguments already checked); returns the archive's Summary."""
     import torch
 
-    from aircolor.colorize.archive import clean_stale_temps, plan_archive, write_summary
+    from aircolor.colorize.archive import clean_stale_temps, finish_archive, plan_archive
     from aircolor.colorize.cli import archive_options, colorize_options
     from aircolor.colorize.engine import Colorizer
     from aircolor.colorize.source import load_model
@@ -263,14 +266,14 @@ def colorize_on_ray(args: argparse.Namespace) -> Any:
     archive = archive_options(args)
     todo, summary = plan_archive(args.inputs, archive, model=described)
     if not todo:
-        write_summary(summary, archive)
+        finish_archive(summary, archive)  # the mosaic too: it lists the outputs a rerun skipped
         return summary
     absolute = [(src.resolve(), target.resolve()) for src, target in todo]
     say = (lambda line: print(f"colorize --ray: {line}", file=sys.stderr, flush=True)) if archive.progress \
         else (lambda line: None)
     pool, hosts = _start_workers(ray, model, cfg, options, workers=workers, cpus=cpus, gpus=gpus, say=say,
                                  paths=sorted({str(absolute[i][0]) for i in (0, len(absolute) // 2, -1)}),
-                                 out_dir=str(archive.out_dir.resolve()))
+                                 out_dir=str(archive.out_dir.resolve()), output_format=archive.format)
     planner = Colorizer(model, cfg, torch.device("cpu"), options)  # geometry only: the workers run the model
     sizes = _headers(absolute)
     progress = Progress(files=len(todo), pixels=sum(w * h for w, h in filter(None, sizes)),
@@ -286,7 +289,7 @@ def colorize_on_ray(args: argparse.Namespace) -> Any:
     clean_stale_temps(archive.out_dir)  # what a worker killed mid-write left: never a complete output
     summary.run = {"ray": True, "workers": workers, "cpus_per_worker": cpus, "gpus_per_worker": gpus,
                    "nodes": len({h["host"] for h in hosts}), "workers_replaced": pool.replaced, **progress.rates()}
-    write_summary(summary, archive)
+    finish_archive(summary, archive)  # mosaic VRT (read from the outputs' headers here) and summary
     say(progress.line().split(", ETA")[0] + f" on {workers} workers")
     return summary
 

@@ -28,7 +28,8 @@ class ColorizeWorker:
     with 4 CPUs works on 4 blocks at a time and its bytes do not depend on its CPU count.
     """
 
-    def __init__(self, payload: dict[str, Any], options: dict[str, Any], *, device: str) -> None:
+    def __init__(self, payload: dict[str, Any], options: dict[str, Any], *, device: str,
+                 output_format: str = "same") -> None:
         import torch
 
         from aircolor.colorize.engine import ColorizeOptions, Colorizer
@@ -40,6 +41,7 @@ class ColorizeWorker:
         model, cfg = generator_from_payload(payload, device)
         self.colorizer = Colorizer(model, cfg, torch.device(device), ColorizeOptions(**options))
         self._plans: dict[tuple[int, int], Any] = {}
+        self.output_format = output_format  # --format: a COG or not is decided per photo, as in one process
 
     def ready(self, inputs: list[str], out_dir: str) -> dict[str, Any]:
         """Where the worker runs, and whether it sees the inputs and can write to ``out_dir`` (the driver waits for
@@ -109,10 +111,11 @@ class ColorizeWorker:
         return len(out), out
 
     def write(self, photo: Any, src: str, target: str, *bands: np.ndarray) -> None:
+        from aircolor.colorize.geo import for_output
         from aircolor.colorize.imageio import copy_sidecars, write_photo
 
         samples = np.concatenate(bands) if len(bands) > 1 else np.array(bands[0])
-        write_photo(samples, photo, Path(target))
+        write_photo(samples, for_output(photo, Path(src), Path(target), self.output_format), Path(target))
         copy_sidecars(Path(src), Path(target))
 
 

@@ -173,7 +173,9 @@ def test_ray_job_submit_runs_a_colorize_job_to_the_end(tmp_path, archive, single
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "colorized 4, skipped 0 (already done), failed 0" in res.stdout
     want = {name[len("z18/"):]: data for name, data in outputs(single).items() if name.startswith("z18/")}
-    assert outputs(out) == want and len(want) == 4
+    got = outputs(out)
+    assert b"tile16.tif" in got.pop("colorized-mosaic.vrt")  # the folder's GeoTIFF gets a mosaic
+    assert got == want and len(want) == 4
 
 
 def test_ray_requests_the_cluster_cannot_meet_fail_in_one_line_before_anything_is_written(tmp_path, archive, capsys,

@@ -8,6 +8,10 @@ the last one stopped. Inputs are never overwritten, and the output folder is nev
 A file that cannot be colorized (unreadable, a color image, a wrong band count, above ``--max-pixels``) is
 reported and skipped; ``colorize-summary.json`` in the output folder lists what was done, skipped and failed,
 and the exit code is 1 when anything failed.
+
+When any output is georeferenced, the run ends with ``colorized-mosaic.vrt`` over all of them (done and skipped),
+recorded in the summary (:mod:`aircolor.colorize.geo`); a mosaic that cannot be written fails the run (exit 1)
+in one line, and the outputs stay.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from aircolor.colorize.geo import MosaicError, for_output, write_mosaics
 from aircolor.colorize.imageio import IMAGE_SUFFIXES, InputError, copy_sidecars, read_photo, write_photo
 from aircolor.errors import UsageError
 from aircolor.utils import atomic_write_text
 
 SUMMARY = "colorize-summary.json"
-FORMATS = {"same": None, "png": ".png", "tiff": ".tif", "jpeg": ".jpg"}
+FORMATS = {"same": None, "png": ".png", "tiff": ".tif", "jpeg": ".jpg", "cog": ".tif"}  # cog: see geo.wants_cog
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class Summary:
     files: list[FileResult] = field(default_factory=list)
     order: list[str] = field(default_factory=list)        # every input, in the order they were found
     run: dict[str, Any] = field(default_factory=dict)      # how it ran (--ray: workers, throughput)
+    mosaics: list[dict[str, Any]] = field(default_factory=list)   # the VRT(s) over the georeferenced outputs
+    mosaic_error: str = ""                                 # why the mosaic could not be written (the run fails)
+    mosaic_left_out: list[str] = field(default_factory=list)  # georeferenced but rotated: no place in a VRT
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
@@ -65,9 +73,11 @@ class Summary:
         return [f for f in self.files if f.status == "failed"]
 
     def to_dict(self) -> dict[str, Any]:
+        mosaic = {key: value for key, value in (("mosaics", self.mosaics), ("mosaic_error", self.mosaic_error),
+                                                 ("mosaic_left_out", self.mosaic_left_out)) if value}
         return {"model": self.model, "out_dir": self.out_dir,
                 "counts": {s: self.count(s) for s in ("done", "skipped", "failed")},
-                **({"run": self.run} if self.run else {}), "files": [asdict(f) for f in self.files]}
+                **({"run": self.run} if self.run else {}), **mosaic, "files": [asdict(f) for f in self.files]}
 
 
 # ------------------------------------------------------------------------------------------------ discovery
@@ -195,6 +205,7 @@ def colorize_file(colorizer: Any, src: Path, target: Path, options: ArchiveOptio
         if tiles_bar is not None:
             tiles_bar(colorizer.count_tiles(photo.gray.shape[1], photo.gray.shape[0]))
         check_output_format(photo, target)
+        photo = for_output(photo, src, target, options.format)
         samples = colorizer(photo.gray, bits=photo.bits)
         write_photo(samples, photo, target)
         copy_sidecars(src, target)
@@ -223,13 +234,30 @@ def plan_archive(inputs: list[str], options: ArchiveOptions, *, model: str) -> t
     return todo, summary
 
 
-def write_summary(summary: Summary, options: ArchiveOptions) -> Path:
-    """``colorize-summary.json`` in the output folder, files in input order; written atomically."""
+def _in_input_order(summary: Summary) -> None:
     position = {src: i for i, src in enumerate(summary.order)}
     summary.files.sort(key=lambda f: position.get(f.input, len(position)))
+
+
+def write_summary(summary: Summary, options: ArchiveOptions) -> Path:
+    """``colorize-summary.json`` in the output folder, files in input order; written atomically."""
+    _in_input_order(summary)
     path = options.out_dir / SUMMARY
     atomic_write_text(path, json.dumps(summary.to_dict(), indent=2) + "\n")
     return path
+
+
+def finish_archive(summary: Summary, options: ArchiveOptions) -> Path:
+    """The mosaic VRT(s) over every georeferenced output the summary lists (done now or skipped as done before),
+    then ``colorize-summary.json``, which records them, or why they could not be written."""
+    _in_input_order(summary)  # the mosaic draws later outputs on top: the order the inputs were found
+    outputs = [Path(f.output) for f in summary.files if f.status in ("done", "skipped")]
+    try:
+        mosaics, summary.mosaic_left_out = write_mosaics(options.out_dir, outputs)
+        summary.mosaics = [m.to_dict() for m in mosaics]
+    except MosaicError as exc:
+        summary.mosaic_error = str(exc)
+    return write_summary(summary, options)
 
 
 def colorize_archive(colorizer: Any, inputs: list[str], options: ArchiveOptions, *, model: str) -> Summary:
@@ -249,5 +277,5 @@ def colorize_archive(colorizer: Any, inputs: list[str], options: ArchiveOptions,
                          "tiles/s": f"{(colorizer.tiles_done - tiles0) / elapsed:.1f}",
                          "failed": summary.count("failed")})
     bar.close()
-    write_summary(summary, options)
+    finish_archive(summary, options)
     return summary

@@ -58,7 +58,13 @@ def _print_summary(summary: Any, out: Path) -> int:
           f"{summary.count('failed')}: {out / 'colorize-summary.json'}")
     for f in summary.failed:
         print(f"  failed: {f.input}: {f.reason}")
-    return 1 if summary.failed else 0
+    for m in summary.mosaics:
+        print(f"mosaic of {m['files']} georeferenced output{'s' * (m['files'] != 1)} ({m['crs']}): {m['path']}")
+    for path in summary.mosaic_left_out:
+        print(f"  not in the mosaic: {path}: rotated georeferencing (warp it to north-up with gdalwarp)")
+    if summary.mosaic_error:
+        print(f"  failed: the mosaic VRT: {summary.mosaic_error} (the outputs are complete; rerun to retry)")
+    return 1 if summary.failed or summary.mosaic_error else 0
 
 
 def _cmd_colorize(args: argparse.Namespace, run_on_ray: Callable[..., Any] | None = None) -> int:
@@ -113,16 +119,22 @@ def _device(text: str) -> str:
 def register_cli(subparsers: Any, *, run_on_ray: Callable[..., Any] | None = None) -> argparse.ArgumentParser:
     """``aircolor colorize``; ``run_on_ray(args) -> Summary`` runs it with ``--ray`` (the command line passes
     the Ray driver, :func:`sweeps.colorize.colorize_on_ray`: the library itself never imports Ray)."""
+    from aircolor.colorize.geo import COG_BLOCK, COG_MIN_SIDE, MOSAIC
+
     example = """
         aircolor colorize photo.jpg --out colorized/          # the model shipped with aircolor, offline
         aircolor colorize --model runs/pix2pix-lab/model/generator.pt scans/ --out colorized/
         aircolor colorize --model models:/aircolor-cut_identity-20261124/1 'archive/**/*.tif' --out out/ --scale 0.5
+        aircolor colorize orthophotos/ --out colorized/ --format cog   # COGs + colorized/colorized-mosaic.vrt for QGIS
     """
     p = subparsers.add_parser(
         "colorize", help="colorize grayscale photos (any size, GeoTIFF, 8/16-bit) with a trained generator",
         description="Colorize an archive of grayscale photos: files, folders (recursive) or glob patterns. Large "
                     "photos are processed in overlapping, feather-blended tiles; the output keeps the input's "
-                    "luminance, format, georeferencing and transparency. Finished outputs are skipped on rerun.",
+                    "luminance, format, georeferencing and transparency. Finished outputs are skipped on rerun. "
+                    f"When outputs are georeferenced, OUT/{MOSAIC} lists them all, so GIS software opens the "
+                    "archive as one layer (one VRT per CRS or band layout when they differ, named by EPSG code "
+                    "or layout).",
         epilog="example:\n" + textwrap.indent(textwrap.dedent(example).strip(), "  "),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or globs")
@@ -147,8 +159,12 @@ def register_cli(subparsers: Any, *, run_on_ray: Callable[..., Any] | None = Non
                         "tiles; the output keeps full resolution (default 1)")
     p.add_argument("--model-luminance", action="store_true",
                    help="RGB models: keep the model's own lightness (default: the input's luminance, model chroma)")
-    p.add_argument("--format", default="same", choices=["same", "png", "tiff", "jpeg"],
-                   help="output format (default: the input's; JPEG with transparency becomes PNG only if asked)")
+    p.add_argument("--format", default="same", choices=["same", "png", "tiff", "jpeg", "cog"],
+                   help=f"output format. same (the default): the input's; a GeoTIFF with a side above {COG_MIN_SIDE} "
+                        f"px becomes a COG. cog: Cloud-Optimized GeoTIFF (.tif: {COG_BLOCK} px tiles, overviews, "
+                        f"lossless DEFLATE) for every photo; one without georeferencing gets the same layout without "
+                        f"coordinates. tiff: a plain tiled GeoTIFF, also for large scans. JPEG with transparency "
+                        f"becomes PNG only if asked. Existing outputs are skipped: add --overwrite to convert them")
     p.add_argument("--max-pixels", type=float, default=300e6,
                    help="skip (and report) photos above this many pixels (default 300e6; about 16 bytes of RAM each)")
     p.add_argument("--overwrite", action="store_true", help="recolorize outputs that already exist")

@@ -8,7 +8,8 @@ count is refused, per file (:class:`InputError`). 16-bit inputs give 16-bit outp
 Outputs keep the input's format (a JPEG with transparency becomes a PNG), its georeferencing (GeoTIFF: CRS,
 transform and nodata; world files ``.tfw/.jgw/.pgw/.wld`` and GDAL ``.aux.xml`` sidecars are copied beside
 the output) and its transparent / nodata areas. Every file is written to a temporary name in the output folder
-and renamed into place, so an output that exists is complete.
+and renamed into place, so an output that exists is complete. A photo marked ``cog`` (:func:`aircolor.colorize.geo.
+for_output`) is written as a Cloud-Optimized GeoTIFF: 512 px tiles, overviews, DEFLATE (see :mod:`.geo`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Photo:
     nodata: float | None = None         # the GeoTIFF's nodata value
     profile: dict[str, Any] | None = None   # rasterio profile of a TIFF input (CRS, transform, ...)
     notes: list[str] = field(default_factory=list)
+    cog: bool = False                   # write a TIFF output as a Cloud-Optimized GeoTIFF (geo.for_output decides)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -92,7 +94,7 @@ def read_photo(path: Path, *, max_pixels: int) -> Photo:
 
 
 @contextmanager
-def _quiet_georef() -> Iterator[None]:
+def quiet_georef() -> Iterator[None]:
     """A plain (not georeferenced) TIFF is fine here: no NotGeoreferencedWarning for it."""
     from rasterio.errors import NotGeoreferencedWarning
 
@@ -107,7 +109,7 @@ def _read_tiff(path: Path, max_pixels: int) -> Photo:
     from rasterio.errors import RasterioIOError
 
     try:
-        with _quiet_georef(), rasterio.open(path) as ds:
+        with quiet_georef(), rasterio.open(path) as ds:
             check_pixels(ds.width, ds.height, max_pixels)
             interp = list(ds.colorinterp)
             data = ds.read()
@@ -202,10 +204,15 @@ def _write_tiff(samples: np.ndarray, photo: Photo, out: Path) -> Path:
         bands.append(photo.alpha.astype(samples.dtype) if photo.alpha.dtype == samples.dtype
                      else np.where(photo.alpha > 0, np.iinfo(samples.dtype).max, 0).astype(samples.dtype))
     h, w = samples.shape[:2]
-    profile = {"driver": "GTiff", "width": w, "height": h, "count": len(bands), "dtype": samples.dtype.name,
-               "compress": "deflate", "predictor": 2, "photometric": "RGB"}
-    if w >= 256 and h >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    profile: dict[str, Any] = {"width": w, "height": h, "count": len(bands), "dtype": samples.dtype.name}
+    if photo.cog:
+        from aircolor.colorize.geo import COG_OPTIONS
+
+        profile.update(COG_OPTIONS)  # GDAL's COG driver: rasterio buffers the bands, GDAL writes tiles + overviews
+    else:
+        profile.update(driver="GTiff", compress="deflate", predictor=2, photometric="RGB")
+        if w >= 256 and h >= 256:
+            profile.update(tiled=True, blockxsize=256, blockysize=256)
     if photo.profile:
         for key in ("crs", "transform"):
             if photo.profile.get(key) is not None:
@@ -214,7 +221,7 @@ def _write_tiff(samples: np.ndarray, photo: Photo, out: Path) -> Path:
         profile["nodata"] = photo.nodata
 
     with atomic_path(out) as tmp:
-        with _quiet_georef(), rasterio.open(tmp, "w", **profile) as dst:
+        with quiet_georef(), rasterio.open(tmp, "w", **profile) as dst:
             for i, band in enumerate(bands, start=1):
                 dst.write(band, i)
             interp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
@@ -295,7 +302,7 @@ def photo_size(path: Path) -> tuple[int, int] | None:
         if path.suffix.lower() in TIFF_SUFFIXES:
             import rasterio
 
-            with _quiet_georef(), rasterio.open(path) as ds:
+            with quiet_georef(), rasterio.open(path) as ds:
                 return int(ds.width), int(ds.height)
         from PIL import Image
 
