@@ -3,8 +3,9 @@
 Measures training (aircolor's loop and the reference-style loop side by side, per model family), evaluation
 (Inception features, real-image statistics with and without the cache), data loading (files vs the decoded
 cache), sweep overhead (trial start to first iteration, trials per hour at 1/2/4 concurrent trials) and
-colorize (tiles/s on a large photo) and packed trials (images/s of one device shared by 1, 2 or 4 training
-processes, as fractional-GPU sweeps run them). Results are appended as JSON lines to ``--out`` (with the device,
+colorize (tiles/s on a large photo), packed trials (images/s of one device shared by 1, 2 or 4 training
+processes, as fractional-GPU sweeps run them) and the sRGB <-> L*a*b* conversion (aircolor's and kornia's: speed and
+difference from scikit-image). Results are appended as JSON lines to ``--out`` (with the device,
 CPU/GPU model, torch/CUDA versions and each case's config; medians over repeats) and rendered as a Markdown table to
 ``--table`` and stdout. Nothing here asserts a speed: the numbers are the product.
 
@@ -29,7 +30,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ("pix2pix", "cyclegan", "cut", "fastcut", "bicyclegan")
 SIDE_BY_SIDE = ("pix2pix", "cyclegan")
-SECTIONS = ("training", "evaluation", "data", "colorize", "sweep", "packing", "tracking")
+SECTIONS = ("training", "evaluation", "data", "colorize", "sweep", "packing", "colorspace", "tracking")
 # The tracking load (a real mlflow server on SQLite and PostgreSQL, killed mid-run) does not depend on the device:
 # it runs when asked for (--sections tracking), not in every device's run.
 DEFAULT_SECTIONS = SECTIONS[:-1]
@@ -122,7 +123,8 @@ def prepared_data(work: Path) -> dict[int, Path]:
 def other_cases(section: str) -> dict[str, Any]:
     module = {"evaluation": "benchmarks.cases_eval", "data": "benchmarks.cases_data",
               "colorize": "benchmarks.cases_colorize", "sweep": "benchmarks.cases_sweep",
-              "packing": "benchmarks.cases_packing", "tracking": "benchmarks.cases_tracking"}[section]
+              "packing": "benchmarks.cases_packing", "colorspace": "benchmarks.cases_colorspace",
+              "tracking": "benchmarks.cases_tracking"}[section]
     import importlib
 
     return importlib.import_module(module).CASES

@@ -66,6 +66,7 @@ def render(records: list[dict[str, Any]], *, env: dict[str, Any], quick: bool, r
                          "optimizer", "peak MiB"], rows)
     lines += _tracking(records)
     lines += _colorize(records)
+    lines += _colorspace(records)
     for section in ("evaluation", "data", "colorize", "sweep", "packing"):
         part = [r for r in records if r["section"] == section and (section != "colorize" or "error" in r)]
         if not part:
@@ -139,3 +140,31 @@ def _colorize(records: list[dict[str, Any]]) -> list[str]:
                         [[r["config"]["variant"], str(r["config"]["photos"]), _num(r["metrics"]["megapixels_per_s"]),
                           f"{r['metrics']['scaling']:.2f}x", _num(r["metrics"]["wall_s"])] for r in of("ray")])
     return lines
+
+
+def _colorspace(records: list[dict[str, Any]]) -> list[str]:
+    """The sRGB <-> L*a*b* cases as one table: per implementation, ms per call by shape and the skimage gaps."""
+    part = [r for r in records if r["section"] == "colorspace"]
+    if not part:
+        return []
+    errors = [[r["case"], r["error"][:100]] for r in part if "error" in r]
+    speed = [r for r in part if r["case"] == "speed" and "error" not in r]
+    exact = {r["config"]["implementation"]: r["metrics"] for r in part if r["case"] == "exactness" and "error" not in r}
+    shapes = list(dict.fromkeys(r["config"]["shape"] for r in speed))
+    rows = []
+    for name in dict.fromkeys([r["config"]["implementation"] for r in speed] + list(exact)):
+        cells = [name]
+        for shape in shapes:
+            m = next((r["metrics"] for r in speed if r["config"]["implementation"] == name
+                      and r["config"]["shape"] == shape), {})
+            cells += [f"{_num(m.get('rgb_to_lab_ms'))} / {_num(m.get('lab_to_rgb_ms'))}"]
+        e = exact.get(name, {})
+        cells += [_num(e.get("rgb_to_lab_max"), 2), _num(e.get("rgb_to_lab_float64_max"), 2),
+                  _num(e.get("lab_to_rgb_max_levels"), 2), _num(e.get("gamut_grid_max_levels"), 2),
+                  _num(e.get("host_tensors_per_round_trip"))]
+        rows.append(cells)
+    head = ["implementation", *(f"ms rgb->lab / lab->rgb, {s}" for s in shapes), "max dLab real tiles",
+            "same, float64", "max lab->rgb 8-bit levels", "max levels, whole Lab grid", "host tensors per round trip"]
+    lines = ["**sRGB <-> L\\*a\\*b\\*** (float32 unless said; differences from skimage.color, D65):", ""]
+    lines += _table(head, rows)
+    return lines + (["**Colorspace errors**:", ""] + _table(["case", "error"], errors) if errors else [])

@@ -266,3 +266,41 @@ def test_tracking_load_case_counts_every_value_through_a_kill_and_restart(work):
     table = render([got], env={"device": "cpu"}, quick=True, run_id="t", seconds=1.0)
     assert m["duplicate_runs"] == 0
     assert "**Tracking under load**" in table and "| sqlite | 4 | 600 |" in table and "0 lost, 0 duplicate" in table
+
+
+def test_colorspace_cases_measure_both_implementations_against_skimage(tmp_path: Path, sample_data: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The colorspace section at a tiny size (one 2 x 3 x 8 x 8 batch, three real tiles, the full Lab grid): one
+    speed and one exactness record per implementation, aircolor's within the tests' tolerance of skimage and
+    building no tensor from Python data per call; and its table."""
+    from benchmarks import cases_colorspace
+    from benchmarks.table import render
+
+    monkeypatch.setattr(cases_colorspace, "SHAPES", ((2, 3, 8, 8),))
+    tiles = sorted((sample_data / "color").rglob("*.jpg"))[:3]
+    monkeypatch.setattr(cases_colorspace, "tile_paths", lambda quick: tiles)
+    for fn in cases_colorspace.CASES.values():
+        params = inspect.signature(fn).parameters
+        assert set(params) == {"quick", "device", "work", "repeats"}
+    speed = cases_colorspace.speed(quick=True, device=CPU, work=tmp_path, repeats=1)
+    exact = cases_colorspace.exactness(quick=True, device=CPU, work=tmp_path, repeats=1)
+    names = list(cases_colorspace.implementations())
+    assert names[0] == "aircolor" and [r["config"]["implementation"] for r in speed] == names
+    assert [r["config"]["implementation"] for r in exact] == names
+    for rec in speed + exact:
+        assert set(rec) == RECORD_KEYS and rec["section"] == "colorspace" and rec["config"]["repeats"] == 1
+        for key, value in rec["metrics"].items():
+            assert isinstance(value, float) and math.isfinite(value) and value >= 0, key
+            assert value > 0 or key == "host_tensors_per_round_trip", key
+            assert rec["unit_notes"].get(key), key
+    for rec in speed:
+        m = rec["metrics"]
+        assert m["rgb_to_lab_megapixels_per_s"] * m["rgb_to_lab_ms"] / 1000 == pytest.approx(2 * 8 * 8 / 1e6)
+    assert speed[0]["metrics"]["rgb_to_lab_vs_aircolor"] == 1.0 == speed[0]["metrics"]["lab_to_rgb_vs_aircolor"]
+    ours = exact[0]["metrics"]
+    assert exact[0]["config"]["tiles"] == 3
+    assert ours["rgb_to_lab_max"] < 1e-3 and ours["rgb_to_lab_float64_max"] < 1e-9 and ours["gamut_edges_max"] < 1e-3
+    assert ours["lab_to_rgb_max_levels"] < 0.01 and ours["gamut_grid_max_levels"] < 0.05
+    assert ours["host_tensors_per_round_trip"] == 0
+    table = render(speed + exact, env={"device": "cpu"}, quick=True, run_id="t", seconds=1.0)
+    assert "**sRGB <-> L\\*a\\*b\\***" in table and "| aircolor | " in table and "2x3x8x8" in table

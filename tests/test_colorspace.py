@@ -39,6 +39,83 @@ def max_err(got: torch.Tensor, want: torch.Tensor) -> float:
     return (got - want).abs().max().item()
 
 
+def skimage_lab(rgb: np.ndarray) -> np.ndarray:
+    """``skimage.color.rgb2lab`` (D65, float64) of ``(..., 3)`` sRGB in [0, 1]: the pix2pix reference's L*a*b*."""
+    from skimage.color import rgb2lab
+
+    return rgb2lab(rgb)
+
+
+def skimage_rgb(lab: np.ndarray) -> np.ndarray:
+    """``skimage.color.lab2rgb`` of ``(..., 3)`` L*a*b* (it warns about the far-out colours whose f(Z) it clamps)."""
+    import warnings
+
+    from skimage.color import lab2rgb
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lab2rgb(lab)
+
+
+def channels_first(a: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.from_numpy(a).movedim(-1, -3).to(dtype)
+
+
+def channels_last(t: torch.Tensor) -> np.ndarray:
+    return t.movedim(-3, -1).double().numpy()
+
+
+@pytest.fixture(scope="module")
+def skimage_of_tiles(real_tiles: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sRGB float64 N x H x W x 3, its skimage L*a*b*, skimage's sRGB of that L*a*b*) for every fourth real tile."""
+    rgb = real_tiles[::4].permute(0, 2, 3, 1).double().numpy() / 255
+    lab = skimage_lab(rgb)
+    return rgb, lab, skimage_rgb(lab)
+
+
+def test_rgb_to_lab_matches_scikit_image_on_real_tiles(skimage_of_tiles) -> None:
+    rgb, want, _ = skimage_of_tiles
+    got32 = channels_last(rgb_to_lab(channels_first(rgb)))
+    assert np.abs(got32 - want).max() < 1e-3, "float32: within 1e-3 L*a*b* units of skimage"
+    got64 = channels_last(rgb_to_lab(channels_first(rgb, torch.float64)))
+    assert np.abs(got64 - want).max() < 1e-9, "float64: skimage's formulas and constants"
+
+
+def test_lab_to_rgb_matches_scikit_image_on_real_tiles(skimage_of_tiles) -> None:
+    _, lab, want = skimage_of_tiles
+    got = channels_last(lab_to_rgb(channels_first(lab)))
+    assert np.abs(got - want).max() < 1e-5
+    assert np.abs(np.round(got * 255) - np.round(want * 255)).max() <= 1
+    got64 = channels_last(lab_to_rgb(channels_first(lab, torch.float64)))
+    assert np.abs(got64 - want).max() < 1e-9
+
+
+def test_lab_to_rgb_matches_scikit_image_over_the_whole_lab_plane() -> None:
+    """L* 0..100 x a*, b* -128..127: the sRGB gamut and far outside it (clipped as skimage clips, f(Z) clamped at 0
+    as skimage does for b* > 200 f(Y))."""
+    L, a, b = np.meshgrid(np.linspace(0, 100, 41), np.linspace(-128, 127, 52), np.linspace(-128, 127, 52),
+                          indexing="ij")
+    lab = np.stack([L, a, b], axis=-1)  # 41 x 52 x 52 x 3
+    want = skimage_rgb(lab)
+    assert (want == 0).any(axis=-1).mean() > 0.5, "most of the grid is outside the gamut"
+    for dtype, tol in ((torch.float32, 1e-4), (torch.float64, 1e-9)):
+        got = channels_last(lab_to_rgb(channels_first(lab, dtype)))
+        assert np.abs(got - want).max() < tol, dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gamut_edges_match_scikit_image(dtype: torch.dtype) -> None:
+    """The cube's corners, a gray ramp and values at the transfer curve's knee, both ways."""
+    corners = np.array([[r, g, b] for r in (0, 1) for g in (0, 1) for b in (0, 1)], dtype=np.float64)
+    ramp = np.repeat(np.linspace(0, 1, 256)[:, None], 3, axis=1)
+    knee = np.array([[0.04045, 0.04045, 0.04045], [0.04, 0.0, 0.0], [0.0031308, 0.5, 1.0]])
+    rgb = np.concatenate([corners, ramp, knee])[:, None, :]  # N x 1 x 3: an N x 1 image
+    lab = skimage_lab(rgb)
+    tol = 1e-3 if dtype == torch.float32 else 1e-9
+    assert np.abs(channels_last(rgb_to_lab(channels_first(rgb, dtype))) - lab).max() < tol
+    assert np.abs(channels_last(lab_to_rgb(channels_first(lab, dtype))) - skimage_rgb(lab)).max() < tol / 100
+
+
 def test_round_trip_of_every_real_tile_within_one_level(real_tiles: torch.Tensor) -> None:
     worst = 0
     for batch in real_tiles.split(16):
