@@ -137,3 +137,29 @@ def inception_weights(tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("AIRCOLOR_INCEPTION_WEIGHTS", str(path))
         mp.setenv("AIRCOLOR_CACHE_DIR", str(folder / "cache"))
         yield path
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urllib3 and urllib honour *_proxy variables; requests to a server on 127.0.0.1 must not go through one."""
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def _tile_server_session():
+    """One tile/WMTS server on 127.0.0.1 (tests/tile_server.py) serving real aerial tiles, for the session."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tile_server import TileServer, real_tiles
+
+    with TileServer(real_tiles()) as srv:
+        yield srv
+
+
+@pytest.fixture
+def tile_server(_tile_server_session, no_proxy):
+    """The session's tile server with its behaviours and counters cleared, and no proxy in the environment."""
+    _tile_server_session.reset()
+    return _tile_server_session

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import morecantile
@@ -18,7 +17,7 @@ from rasterio.transform import from_bounds, from_origin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tile_server import TileServer, real_tiles  # noqa: E402
+from tile_server import TileServer  # noqa: E402
 
 from aircolor.cli import main  # noqa: E402
 
@@ -27,16 +26,12 @@ MODEL = REPO / "aircolor" / "default_model" / "generator.pt"
 GSI = REPO / "aircolor" / "sample_data" / "historical" / "gsi_1936-1942_z18"
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[TileServer]:
-    with TileServer(real_tiles()) as srv:
-        yield srv
+@pytest.fixture
+def server(tile_server: TileServer) -> TileServer:
+    return tile_server
 
 
 def geotiff(dst: Path, gray: np.ndarray, crs: str, transform: object) -> Path:

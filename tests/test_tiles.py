@@ -20,7 +20,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tile_server.py, whether or not tests/ is a package
 
-from tile_server import Behaviour, TileServer, real_tiles  # noqa: E402
+from tile_server import Behaviour, TileServer  # noqa: E402
 
 from aircolor.data import tiles as T  # noqa: E402
 from aircolor.errors import UsageError  # noqa: E402
@@ -48,23 +48,12 @@ def bbox_arg(bbox: tuple[float, float, float, float]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """urllib honours *_proxy variables; requests to our local server must not go through one."""
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def _server_module() -> Iterator[TileServer]:
-    with TileServer(real_tiles()) as srv:
-        yield srv
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 
 @pytest.fixture
-def server(_server_module: TileServer) -> TileServer:
-    _server_module.reset()
-    return _server_module
+def server(tile_server: TileServer) -> TileServer:
+    return tile_server
 
 
 def fetch(

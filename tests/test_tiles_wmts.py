@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import morecantile
@@ -17,7 +16,7 @@ import rasterio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tile_server import TileServer, real_tiles  # noqa: E402
+from tile_server import TileServer  # noqa: E402
 from wmts_capabilities import SWISS_LIMITS_Z7, swiss_tms  # noqa: E402
 
 from aircolor.data import tiles as T  # noqa: E402
@@ -27,22 +26,12 @@ BERN = "7.43,46.94,7.46,46.955"  # W,S,E,N around Bern: inside all three sets
 OSAKA = "135.50,34.59,135.53,34.61"
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def _server_module() -> Iterator[TileServer]:
-    with TileServer(real_tiles()) as srv:
-        yield srv
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 
 @pytest.fixture
-def server(_server_module: TileServer) -> TileServer:
-    _server_module.reset()
-    return _server_module
+def server(tile_server: TileServer) -> TileServer:
+    return tile_server
 
 
 def kvp(server: TileServer) -> str:
