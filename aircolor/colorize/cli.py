@@ -146,14 +146,6 @@ def register_cli(subparsers: Any, *, run_on_ray: Callable[..., Any] | None = Non
     p.add_argument("--tracking-uri", help="MLflow tracking URI for run ids and models:/ URIs")
     p.add_argument("--device", default="auto", type=_device,
                    help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=_positive_int,
-                   help="tiles per forward pass (default: on a CPU 16 tiles up to 128 px, 4 of 256 px; on a GPU "
-                        "about 1 Mpx of tiles)")
-    p.add_argument("--tile", type=_positive_int, metavar="PX",
-                   help="tile side the generator sees: a multiple of its training size (default: that size). "
-                        "Larger tiles are fewer, so faster; see the README for how much the colours move")
-    p.add_argument("--overlap", type=int,
-                   help="tile overlap in pixels (default: half the model's tile size; less is faster, 0 shows seams)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="resize factor of what the model sees, e.g. 0.25 for 4x finer scans than the training "
                         "tiles; the output keeps full resolution (default 1)")
@@ -168,24 +160,41 @@ def register_cli(subparsers: Any, *, run_on_ray: Callable[..., Any] | None = Non
     p.add_argument("--max-pixels", type=float, default=300e6,
                    help="skip (and report) photos above this many pixels (default 300e6; about 16 bytes of RAM each)")
     p.add_argument("--overwrite", action="store_true", help="recolorize outputs that already exist")
-    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast (default: on CUDA and on CPUs with "
-                                                         "native bf16)")
-    p.add_argument("--no-channels-last", action="store_true", help="NCHW convolutions (default: channels_last)")
-    p.add_argument("--block-tiles", type=_positive_int, metavar="N",
-                   help="tiles per side of a block, the unit of work spread over --ray workers (default: enough "
-                        "for two batches, at least 8)")
-    ray = p.add_argument_group("on a Ray cluster (--ray)")
-    ray.add_argument("--ray", action="store_true",
-                     help="colorize on a Ray cluster: photos, and the tile blocks of large photos, spread over "
-                          "worker actors that each hold one model copy")
-    ray.add_argument("--address", type=ray_address,
-                     help="the cluster: auto, HOST:6379 or ray://HOST:10001 (default $RAY_ADDRESS, else a local "
-                          "Ray on this machine)")
-    ray.add_argument("--workers", type=_positive_int, help="worker actors (default: as many as the cluster fits)")
-    ray.add_argument("--cpus-per-worker", type=_positive_float, metavar="C",
-                     help="CPUs per worker, also its torch threads (default 1)")
-    ray.add_argument("--gpus-per-worker", type=_nonnegative_float, metavar="F",
-                     help="GPUs per worker, may be a fraction such as 0.5 (default 0: CPU workers)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_speed_options(p.add_argument_group("speed"))
+    _add_ray_options(p.add_argument_group("on a Ray cluster (--ray)"))
     p.set_defaults(func=partial(_cmd_colorize, run_on_ray=run_on_ray))
     return p
+
+
+def _add_speed_options(group: Any) -> None:
+    """How the work is cut up and run: speed and memory (the README says how much --tile moves colours)."""
+    group.add_argument("--batch-size", type=_positive_int,
+                       help="tiles per forward pass (default: on a CPU 16 tiles up to 128 px, 4 of 256 px; on a GPU "
+                            "about 1 Mpx of tiles)")
+    group.add_argument("--tile", type=_positive_int, metavar="PX",
+                       help="tile side the generator sees: a multiple of its training size (default: that size). "
+                            "Larger tiles are fewer, so faster; see the README for how much the colours move")
+    group.add_argument("--overlap", type=int,
+                       help="tile overlap in pixels (default: half the model's tile size; less is faster, "
+                            "0 shows seams)")
+    group.add_argument("--no-amp", action="store_true", help="no bf16 autocast (default: on CUDA and on CPUs with "
+                                                             "native bf16)")
+    group.add_argument("--no-channels-last", action="store_true", help="NCHW convolutions (default: channels_last)")
+    group.add_argument("--block-tiles", type=_positive_int, metavar="N",
+                       help="tiles per side of a block, the unit of work spread over --ray workers (default: enough "
+                            "for two batches, at least 8)")
+
+
+def _add_ray_options(group: Any) -> None:
+    group.add_argument("--ray", action="store_true",
+                       help="colorize on a Ray cluster: photos, and the tile blocks of large photos, spread over "
+                            "worker actors that each hold one model copy")
+    group.add_argument("--address", type=ray_address,
+                       help="the cluster: auto, HOST:6379 or ray://HOST:10001 (default $RAY_ADDRESS, else a local "
+                            "Ray on this machine)")
+    group.add_argument("--workers", type=_positive_int, help="worker actors (default: as many as the cluster fits)")
+    group.add_argument("--cpus-per-worker", type=_positive_float, metavar="C",
+                       help="CPUs per worker, also its torch threads (default 1)")
+    group.add_argument("--gpus-per-worker", type=_nonnegative_float, metavar="F",
+                       help="GPUs per worker, may be a fraction such as 0.5 (default 0: CPU workers)")
