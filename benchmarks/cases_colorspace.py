@@ -16,7 +16,6 @@ side by side with ``kornia.color`` (when kornia is installed), on speed and on a
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from benchmarks.cases_data import record, sample_dir
-from benchmarks.timing import sync
+from benchmarks.timing import median, sync
 
 SECTION = "colorspace"
 SHAPES = ((16, 3, 256, 256), (1, 3, 1024, 1024))
@@ -76,9 +75,9 @@ def speed(*, quick: bool, device: torch.device, work: Path, repeats: int) -> lis
             metrics, notes = {}, {}
             for d in ("rgb_to_lab", "lab_to_rgb"):
                 own, ours = times[name, d], times["aircolor", d]
-                metrics[f"{d}_ms"] = statistics.median(own) * 1000
-                metrics[f"{d}_megapixels_per_s"] = pixels / 1e6 / statistics.median(own)
-                metrics[f"{d}_vs_aircolor"] = statistics.median(a / b for a, b in zip(ours, own))
+                metrics[f"{d}_ms"] = median(own) * 1000
+                metrics[f"{d}_megapixels_per_s"] = pixels / 1e6 / median(own)
+                metrics[f"{d}_vs_aircolor"] = median([a / b for a, b in zip(ours, own)])
                 notes[f"{d}_ms"] = f"median ms per {d} call over the rounds"
                 notes[f"{d}_megapixels_per_s"] = f"pixels / median {d} time, in millions per second"
                 notes[f"{d}_vs_aircolor"] = f"median over rounds of aircolor's {d} time / this one's (>1: faster)"
@@ -156,15 +155,15 @@ def host_tensors(fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> int:
     return count.n
 
 
-def _skimage_reference(rgb: np.ndarray | None = None, lab: np.ndarray | None = None) -> np.ndarray:
-    """skimage's rgb2lab of ``rgb`` or lab2rgb of ``lab`` (quietly: it warns about the clamped far-out colours)."""
+def _skimage(name: str, x: np.ndarray) -> np.ndarray:
+    """``skimage.color.<name>(x)``, quietly (lab2rgb warns about the far-out colours whose f(Z) it clamps)."""
     import warnings
 
-    from skimage.color import lab2rgb, rgb2lab
+    from skimage import color
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return rgb2lab(rgb) if rgb is not None else lab2rgb(lab)
+        return getattr(color, name)(x)
 
 
 def exactness(*, quick: bool, device: torch.device, work: Path, repeats: int) -> list[dict]:
@@ -175,8 +174,8 @@ def exactness(*, quick: bool, device: torch.device, work: Path, repeats: int) ->
     values, tiles = 0, 0
     for u8 in tile_batches(tile_paths(quick)):
         rgb = u8 / 255.0
-        lab_ref = _skimage_reference(rgb=rgb)
-        rgb_ref = _skimage_reference(lab=lab_ref)
+        lab_ref = _skimage("rgb2lab", rgb)
+        rgb_ref = _skimage("lab2rgb", lab_ref)
         values, tiles = values + lab_ref.size, tiles + len(u8)
         for name, (fwd, inv) in impls.items():
             w = worst[name]
@@ -185,7 +184,7 @@ def exactness(*, quick: bool, device: torch.device, work: Path, repeats: int) ->
             w["lab64_max"] = max(w["lab64_max"], np.abs(_array(fwd(_tensor(rgb, f64, device))) - lab_ref).max())
             w["rgb_max"] = max(w["rgb_max"], np.abs(_array(inv(_tensor(lab_ref, f32, device))) - rgb_ref).max())
     grid, edges = lab_grid(), gamut_edges()
-    grid_ref, edges_ref = _skimage_reference(lab=grid), _skimage_reference(rgb=edges)
+    grid_ref, edges_ref = _skimage("lab2rgb", grid), _skimage("rgb2lab", edges)
     records = []
     for name, (fwd, inv) in impls.items():
         w = worst[name]

@@ -106,10 +106,9 @@ def test_lab_to_rgb_matches_scikit_image_over_the_whole_lab_plane() -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_gamut_edges_match_scikit_image(dtype: torch.dtype) -> None:
     """The cube's corners, a gray ramp and values at the transfer curve's knee, both ways."""
-    corners = np.array([[r, g, b] for r in (0, 1) for g in (0, 1) for b in (0, 1)], dtype=np.float64)
-    ramp = np.repeat(np.linspace(0, 1, 256)[:, None], 3, axis=1)
-    knee = np.array([[0.04045, 0.04045, 0.04045], [0.04, 0.0, 0.0], [0.0031308, 0.5, 1.0]])
-    rgb = np.concatenate([corners, ramp, knee])[:, None, :]  # N x 1 x 3: an N x 1 image
+    from benchmarks.cases_colorspace import gamut_edges
+
+    rgb = gamut_edges()[:, None, :]  # N x 1 x 3: an N x 1 image
     lab = skimage_lab(rgb)
     tol = 1e-3 if dtype == torch.float32 else 1e-9
     assert np.abs(channels_last(rgb_to_lab(channels_first(rgb, dtype))) - lab).max() < tol
