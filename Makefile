@@ -68,7 +68,7 @@ system-deps:
 		else echo "note: install$$missing (e.g. sudo apt-get install$$missing) for the browser and PostgreSQL tests"; fi; fi
 
 test: install system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 clean:
 	rm -rf $(DEMO) build dist *.egg-info

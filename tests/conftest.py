@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# timeouts: per-test limits that fail as readable reports (see tests/timeouts.py); pytester: its own tests
+pytest_plugins = ["timeouts", "pytester"]
+
 
 @pytest.fixture(scope="session")
 def sample_data() -> Path:
@@ -106,8 +109,10 @@ def ray_cluster(inception_weights):
 
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must stay under 107 chars
     port, dash = free_port(), free_port()
+    # RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0: a node stops at once on SIGTERM (by default it first drains for up to
+    # 30 s, for Ray Serve's proxies, which the tests do not run)
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_TRAIN_HEALTH_CHECK_INTERVAL_S="0.25",
-               RAY_DEDUP_LOGS="0", RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS="")
+               RAY_DEDUP_LOGS="0", RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS="", RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0")
     # Only this cluster's processes are stopped at the end (never 'ray stop --force': see tests/ray_local.py).
     jobs = f"http://127.0.0.1:{dash}/api/version"  # the job server answers: 'ray job submit' works
     head = RayNode.head(temp, port, dash, env).start(lambda: port_answers(port) and serves(jobs))
@@ -163,3 +168,22 @@ def tile_server(_tile_server_session, no_proxy):
     """The session's tile server with its behaviours and counters cleared, and no proxy in the environment."""
     _tile_server_session.reset()
     return _tile_server_session
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory: pytest.TempPathFactory, prepared_sample: Path, ray_cluster, mlflow_server):
+    """One real smoke sweep with every metric (FID, IS and KID too), run once for the session and shared read-only:
+    factor 5 (CUT vs FastCUT), one seed each, evaluated once at the end, on the session's Ray cluster and logged to
+    the session's MLflow server. The sweep tests check it; the MLflow UI and report tests look at the same sweep.
+
+    Yields ``{"name", "storage", "uri", "result"}`` (``result``: the finished ``sweep run`` process)."""
+    from sweep_cli import cli, one_seed, sweep_args
+
+    if not mlflow_server.healthy():
+        mlflow_server.start()
+    storage, name = tmp_path_factory.mktemp("smoke-sweep"), "cut-identity"
+    space = one_seed("cut_identity.yaml", storage / "space")
+    result = cli(["sweep", "run", str(space), *sweep_args(name, prepared_sample, storage, "metrics.eval_every=2",
+                                                          inception=True), "--scheduler", "none"],
+                 ray_cluster, mlflow_server.url)
+    return {"name": name, "storage": storage, "uri": mlflow_server.url, "result": result}

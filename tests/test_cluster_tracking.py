@@ -24,7 +24,7 @@ from aircolor.tracking import Tracker
 from mlflow_server import MlflowServer, PostgresServer, postgres_bin
 from ray_local import RayNode
 from sweeps.reach import ClusterView, _autoscaler_running, is_loopback, reachable_tracking_uri
-from test_sweeps import SPACES, children, cli, sweep_args
+from sweep_cli import NO_INCEPTION, SPACES, children, cli, one_seed, sweep_args
 
 ALWAYS, NEVER = (lambda host, port: True), (lambda host, port: False)
 
@@ -112,6 +112,17 @@ def _tune_node_ips(sweep_dir: Path) -> set[str]:
     return ips
 
 
+def three_generators(folder: Path) -> Path:
+    """Factor 2 with a third generator and one seed: three trials."""
+    import yaml
+
+    path = one_seed("pix2pix_generator.yaml", folder)
+    raw = yaml.safe_load(path.read_text())
+    raw["factors"]["model.netG"]["choice"].append("resnet_6blocks")
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
 def test_a_two_node_sweep_logs_to_postgresql_through_the_driver_address(tmp_path, prepared_sample, ray_cluster,
                                                                         postgres):
     ray = ray_cluster["ray"]
@@ -124,8 +135,8 @@ def test_a_two_node_sweep_logs_to_postgresql_through_the_driver_address(tmp_path
         node = RayNode.worker(ray_cluster["address"], tempfile.mkdtemp(prefix="rw", dir="/tmp"), ray_cluster["env"],
                               node_ip="127.0.0.2", num_cpus=1)
         node.start(lambda: sum(n["Alive"] for n in ray.nodes()) == 2)
-        try:
-            res = cli(["sweep", "run", str(SPACES / "pix2pix_generator.yaml"),
+        try:  # three generators, one seed: three trials at once, so one must run on the 1-CPU second node
+            res = cli(["sweep", "run", str(three_generators(tmp_path)),
                        *sweep_args("two-nodes", prepared_sample, tmp_path), "--scheduler", "none",
                        "--max-concurrent", "3"], ray_cluster, server.url)
         finally:
@@ -138,12 +149,12 @@ def test_a_two_node_sweep_logs_to_postgresql_through_the_driver_address(tmp_path
         assert "127.0.0.2" in _tune_node_ips(tmp_path / "two-nodes"), "no trial ran on the second node"
         client = MlflowClient(server.url)
         _, kids = children(client, "two-nodes")
-        assert len(kids) == 4 and all(k.info.status == "FINISHED" for k in kids)
+        assert len(kids) == 3 and all(k.info.status == "FINISHED" for k in kids)
         for kid in kids:
             steps = [m.step for m in client.get_metric_history(kid.info.run_id, "val.delta_e2000")]
             assert sorted(steps) == [1, 2], kid.data.tags["mlflow.runName"]
         runs_in_db = postgres._psql("mlflow_cluster", "SELECT count(*) FROM runs").stdout.strip()
-        assert int(runs_in_db) == 5  # the parent and its four trials, in PostgreSQL
+        assert int(runs_in_db) == 4  # the parent and its three trials, in PostgreSQL
 
         out = tmp_path / "report"
         rep = cli(["report", "--experiment", "two-nodes", "--tracking-uri", server.url, "--out", str(out),
@@ -168,7 +179,7 @@ def _ended_spool(sweep_dir: Path) -> Path | None:
 def test_a_sweep_whose_server_was_down_ends_with_everything_in_mlflow(tmp_path, prepared_sample, ray_cluster):
     name = "outage"
     with MlflowServer(tmp_path / "mlflow") as server:
-        proc = cli(["sweep", "run", str(SPACES / "pix2pix_generator.yaml"),
+        proc = cli(["sweep", "run", str(one_seed("pix2pix_generator.yaml", tmp_path / "space")),
                     *sweep_args(name, prepared_sample, tmp_path, "tracking.end_wait_s=0"), "--scheduler", "none",
                     "--max-concurrent", "1"], ray_cluster, server.url, background=True)
         client = MlflowClient(server.url)
@@ -193,7 +204,7 @@ def test_a_sweep_whose_server_was_down_ends_with_everything_in_mlflow(tmp_path, 
         assert "replayed" in out and "tracking record(s) that trials could not send" in out
         assert not list((tmp_path / name).rglob("*.spool.jsonl")), "records left in a spool"
         parent, kids = children(client, name)
-        assert len(kids) == 4 and all(k.info.status == "FINISHED" for k in kids), [k.info.status for k in kids]
+        assert len(kids) == 2 and all(k.info.status == "FINISHED" for k in kids), [k.info.status for k in kids]
         # the driver's own records (how each trial ended in Tune, the best trial) waited and were sent too
         assert all(k.data.tags.get("tune.status") == "TERMINATED" for k in kids), [k.data.tags for k in kids]
         assert "best.val.delta_e2000" in parent.data.metrics and parent.data.tags["sweep.status"] == "FINISHED"
@@ -247,7 +258,7 @@ def test_ray_train_workers_get_the_driver_credentials(auth_server, prepared_samp
     cmd = [sys.executable, "-m", "aircolor", "train", "aircolor/configs/demo_cpu.yaml", f"data.root={prepared_sample}",
            "data.size=32", "model.ngf=8", "model.ndf=8", "train.n_epochs=1", "train.n_epochs_decay=0",
            "data.max_images=4", "train.batch_size=2", "data.num_workers=0", "metrics.max_images=4",
-           "metrics.kid_subset_size=2",
+           "metrics.kid_subset_size=2", *NO_INCEPTION,
            "metrics.eval_every=1", "tracking.experiment=auth-ray",
            f"tracking.tracking_uri={auth_server.url}", f"train.output_dir={tmp_path}", "--ray", "--workers", "1"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600,

@@ -41,8 +41,25 @@ def load(path: Path, mode: str | None = None) -> np.ndarray:
 
 
 def colorize(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aircolor", "colorize", "--quiet", *args], capture_output=True,
-                          text=True, timeout=600, cwd=cwd)
+    """``aircolor colorize --quiet ARGS`` run in this process (an interpreter start-up is 3-4 s on 2 cores; the
+    console script itself is tested in tests/test_cli.py): its exit code and output, as a finished process's."""
+    import contextlib
+    import io
+    import os
+
+    from aircolor.cli import main
+
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    try:
+        os.chdir(cwd or here)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(["colorize", "--quiet", *args])
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(["aircolor", "colorize", *args], code, out.getvalue(), err.getvalue())
 
 
 def lab_of(rgb_u8: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from filecompare import assert_same_files, digests
 from test_colorize import Z17, Z18, _write_geotiff, lab_of, seam_z
 
 pytestmark = pytest.mark.slow
@@ -87,11 +88,6 @@ def ray_colorize(ray_cluster, *args: str, seam: list[str] | None = None) -> subp
                           capture_output=True, text=True, timeout=600)
 
 
-def outputs(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != "colorize-summary.json"}
-
-
 def summary_of(folder: Path) -> dict:
     return json.loads((folder / "colorize-summary.json").read_text())
 
@@ -107,10 +103,7 @@ def test_ray_gives_the_same_files_as_one_process_and_no_seams(tmp_path, archive,
     capfd.readouterr()
     assert ray_colorize_here(*args, "--out", str(ray)) == 0
     res = capfd.readouterr()
-    want, got = outputs(one), outputs(ray)
-    assert sorted(got) == sorted(want) and len(want) == 6
-    for name in want:
-        assert got[name] == want[name], f"{name} differs from the single-process output"
+    assert_same_files(ray, one, count=6)
     summary = summary_of(ray)
     assert summary["counts"] == {"done": 6, "skipped": 0, "failed": 0} and summary["run"]["workers"] == 2
     big = [f for f in summary["files"] if f["input"].endswith(".jpg")]
@@ -123,12 +116,15 @@ def test_ray_gives_the_same_files_as_one_process_and_no_seams(tmp_path, archive,
 
 def test_ray_with_dropout_and_a_scale_matches_too(tmp_path, archive, dropout_generator, ray_cluster):
     """Dropout masks seeded per tile, and --scale, which resamples the model's output band by band (each band
-    from its own rows of the model's image), on the large photos in small blocks."""
+    from its own rows of the model's image), on the large photos in small blocks. The block side is part of the
+    algorithm (it fixes the order of the partial sums), so both sides get the same --block-tiles: on an AVX-512
+    CPU another block side moves about 1% of the samples by a level."""
     one, ray = tmp_path / "one", tmp_path / "ray"
-    args = ["--model", str(dropout_generator), str(archive / "z17"), "--scale", "0.6", "--overlap", "8"]
+    args = ["--model", str(dropout_generator), str(archive / "z17"), "--scale", "0.6", "--overlap", "8",
+            "--block-tiles", "3"]
     assert colorize_here(*args, "--out", str(one)) == 0
-    assert ray_colorize_here(*args, "--out", str(ray), "--block-tiles", "3") == 0
-    assert outputs(ray) == outputs(one) and len(outputs(one)) == 2
+    assert ray_colorize_here(*args, "--out", str(ray)) == 0
+    assert_same_files(ray, one, count=2)
     assert all(f["workers"] == 2 for f in summary_of(ray)["files"])
 
 
@@ -149,11 +145,11 @@ def test_a_worker_killed_mid_write_leaves_no_partial_output_and_the_rerun_comple
     assert f"failed: {failed[0]['input']}" in res.stdout
     assert not (out / "z17" / second.name).exists()                # nothing half-written under its name ...
     assert not list(out.rglob("*.tmp"))                              # ... nor left as a temporary file
-    assert (out / "z17" / first.name).read_bytes() == (single / "z17" / first.name).read_bytes()  # retried: whole
+    assert digests(out / "z17")[first.name] == digests(single / "z17")[first.name]  # retried: whole
     rerun = ray_colorize(ray_cluster, *args)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert summary_of(out)["counts"] == {"done": 1, "skipped": 5, "failed": 0}
-    assert outputs(out) == outputs(single)
+    assert_same_files(out, single)
 
 
 def test_ray_job_submit_runs_a_colorize_job_to_the_end(tmp_path, archive, single, dropout_generator, ray_cluster):
@@ -172,10 +168,8 @@ def test_ray_job_submit_runs_a_colorize_job_to_the_end(tmp_path, archive, single
         time.sleep(10)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "colorized 4, skipped 0 (already done), failed 0" in res.stdout
-    want = {name[len("z18/"):]: data for name, data in outputs(single).items() if name.startswith("z18/")}
-    got = outputs(out)
-    assert b"tile16.tif" in got.pop("colorized-mosaic.vrt")  # the folder's GeoTIFF gets a mosaic
-    assert got == want and len(want) == 4
+    assert "tile16.tif" in (out / "colorized-mosaic.vrt").read_text()  # the folder's GeoTIFF gets a mosaic
+    assert_same_files(out, single / "z18", skip=("colorize-summary.json", "colorized-mosaic.vrt"), count=4)
 
 
 def test_ray_requests_the_cluster_cannot_meet_fail_in_one_line_before_anything_is_written(tmp_path, archive, capsys,

@@ -485,21 +485,16 @@ def test_a_failed_report_leaves_the_previous_one_intact(known_store, tmp_path, m
 ARTIFACTS = Path(__import__("os").environ.get("AIRCOLOR_TEST_ARTIFACTS", REPO / "test-artifacts"))
 
 
-def test_report_of_a_real_smoke_sweep_opens_cleanly_in_chromium(tmp_path, prepared_sample, ray_cluster):
-    """A real smoke sweep (factor 2 x 2 seeds) on the session's Ray cluster -> `aircolor report` -> headless
-    Chromium: no console errors, every image loaded; the screenshot is kept in test-artifacts/."""
+def test_report_of_a_real_smoke_sweep_opens_cleanly_in_chromium(tmp_path, smoke_sweep, mlflow_uri):
+    """The session's real smoke sweep (factor 5 x 2 seeds, every metric, on the session's Ray cluster and MLflow
+    server: tests/conftest.py) -> `aircolor report` -> headless Chromium: no console errors, every image loaded; the
+    screenshot is kept in test-artifacts/."""
     import os
 
     from browser import check_page, find_chromium
 
-    uri = f"sqlite:///{tmp_path}/mlruns.db"
-    env = dict(ray_cluster["env"], RAY_ADDRESS=ray_cluster["address"], PYTHONUNBUFFERED="1")
-    name = "report-e2e"
-    sweep = subprocess.run([sys.executable, "-m", "aircolor", "sweep", "run",
-                            str(REPO / "search_spaces" / "pix2pix_generator.yaml"), f"data.root={prepared_sample}",
-                            "--name", name, "--smoke", "--metric", "delta_e2000", "--storage", str(tmp_path / "sw"),
-                            "--cpus-per-trial", "1", "--max-concurrent", "2", "--scheduler", "none",
-                            "--tracking-uri", uri], env=env, capture_output=True, text=True, timeout=900)
+    name, uri, sweep = smoke_sweep["name"], mlflow_uri, smoke_sweep["result"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
     out = tmp_path / "report"
     res = subprocess.run([sys.executable, "-m", "aircolor", "report", "--experiment", name, "--tracking-uri", uri,
@@ -508,7 +503,7 @@ def test_report_of_a_real_smoke_sweep_opens_cleanly_in_chromium(tmp_path, prepar
     assert res.returncode == 0, res.stdout + res.stderr
     assert str(out / "index.html") in res.stdout
     trials = pd.read_parquet(out / "trials.parquet")
-    assert sorted(trials["config"].unique()) == ["resnet_9blocks", "unet_256"] and len(trials) == 4
+    assert sorted(trials["config"].unique()) == ["cut", "fastcut"] and len(trials) == 4
     assert (trials["outcome"] == "completed").all()
     assert [c for c in trials.columns if c.startswith("val.fid_n")]  # FID at several sample sizes, for FID-infinity
     md = (out / "report.md").read_text()

@@ -17,58 +17,29 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-REPO = Path(__file__).resolve().parents[1]
-SPACES = REPO / "search_spaces"
+from sweep_cli import REPO, SPACES, children, cli, one_seed, sweep_args
 
 
-def sweep_args(name: str, prepared: Path, storage: Path, *extra: str) -> list[str]:
-    return ["--name", name, "--smoke", "--metric", "delta_e2000", "--storage", str(storage),
-            "--cpus-per-trial", "1", "--max-concurrent", "2", f"data.root={prepared}", *extra]
-
-
-def cli(args: list[str], ray_cluster, mlflow_uri: str, env_extra: dict | None = None, timeout: int = 900,
-        background: bool = False, fault: str | None = None):
-    """``aircolor ARGS`` against the session's Ray and ``mlflow_uri``; ``fault``: see tests/fault_seam.py."""
-    env = dict(ray_cluster["env"], MLFLOW_TRACKING_URI=mlflow_uri, RAY_ADDRESS=ray_cluster["address"],
-               PYTHONUNBUFFERED="1", **(env_extra or {}))
-    seam = [str(Path(__file__).with_name("fault_seam.py")), fault] if fault else ["-m", "aircolor"]
-    cmd = [sys.executable, *seam, *args]
-    if background:
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def children(client: MlflowClient, experiment: str) -> tuple[object, list]:
-    exp = client.get_experiment_by_name(experiment)
-    assert exp is not None, f"no MLflow experiment {experiment}"
-    runs = client.search_runs([exp.experiment_id], max_results=1000)
-    parents = [r for r in runs if r.data.tags.get("aircolor.kind") == "sweep"]
-    assert len(parents) == 1
-    kids = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    return parents[0], kids
-
-
-def test_categorical_sweep_runs_every_combination_once(tmp_path, prepared_sample, ray_cluster, mlflow_uri):
-    name = "cut-identity"
-    res = cli(["sweep", "run", str(SPACES / "cut_identity.yaml"), *sweep_args(name, prepared_sample, tmp_path),
-               "--scheduler", "none"], ray_cluster, mlflow_uri)
+def test_categorical_sweep_runs_every_combination_once(smoke_sweep, ray_cluster, mlflow_uri):
+    """The session's smoke sweep (tests/conftest.py): a grid, every metric, each combination once (a grid of two
+    seeds: test_ray_job_submit_runs_a_smoke_sweep)."""
+    name, storage, res = smoke_sweep["name"], smoke_sweep["storage"], smoke_sweep["result"]
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "4 trials (4 terminated)" in res.stdout
+    assert "2 trials (2 terminated)" in res.stdout
     parent, kids = children(MlflowClient(mlflow_uri), name)
     assert parent.info.status == "FINISHED" and parent.data.tags["sweep.status"] == "FINISHED"
     assert parent.data.params["sweep.search"] == "grid"
     names = sorted(k.data.tags["mlflow.runName"] for k in kids)
-    assert names == ["cut/seed0", "cut/seed1", "fastcut/seed0", "fastcut/seed1"]
+    assert names == ["cut/seed0", "fastcut/seed0"]
     for kid in kids:
         assert kid.info.status == "FINISHED"
         assert "val.fid" in kid.data.metrics and "val.delta_e2000" in kid.data.metrics
         assert kid.data.tags["factor.identity"] == kid.data.params["model.cut_mode"]
         assert kid.data.params["model.cut_mode"] == kid.data.tags["mlflow.runName"].split("/")[0]
-    status = cli(["sweep", "status", name, "--storage", str(tmp_path), "--json"], ray_cluster, mlflow_uri)
+    status = cli(["sweep", "status", name, "--storage", str(storage), "--json"], ray_cluster, mlflow_uri)
     data = json.loads(status.stdout)
-    assert len(data["trials"]) == 4 and data["best"] is not None
-    listed = cli(["sweep", "list", "--storage", str(tmp_path)], ray_cluster, mlflow_uri)
+    assert len(data["trials"]) == 2 and data["best"] is not None
+    listed = cli(["sweep", "list", "--storage", str(storage)], ray_cluster, mlflow_uri)
     assert name in listed.stdout
 
 
@@ -90,14 +61,14 @@ def test_optuna_asha_sweep_stops_trials_early(tmp_path, prepared_sample, ray_clu
 
 
 def test_failing_trials_retry_from_checkpoint_or_end_failed(tmp_path, prepared_sample, ray_cluster, mlflow_uri):
-    name = "faults"
-    res = cli(["sweep", "run", str(SPACES / "pix2pix_generator.yaml"),
+    name, space = "faults", one_seed("pix2pix_generator.yaml", tmp_path / "space")
+    res = cli(["sweep", "run", str(space),
                *sweep_args(name, prepared_sample, tmp_path), "--scheduler", "none", "--max-failures", "2"],
               ray_cluster, mlflow_uri, fault="unet_256/seed0:once")
     assert res.returncode == 0, res.stdout + res.stderr
     _, kids = children(MlflowClient(mlflow_uri), name)
     by_name = {k.data.tags["mlflow.runName"]: k for k in kids}
-    assert len(by_name) == len(kids) == 4, "a retried trial opened a second MLflow run"
+    assert len(by_name) == len(kids) == 2, "a retried trial opened a second MLflow run"
     recovered = by_name["unet_256/seed0"]
     assert recovered.info.status == "FINISHED"
     history = MlflowClient(mlflow_uri).get_metric_history(recovered.info.run_id, "val.delta_e2000")
@@ -106,21 +77,21 @@ def test_failing_trials_retry_from_checkpoint_or_end_failed(tmp_path, prepared_s
     assert len(trial_dirs) == 1
 
     name = "faults-always"
-    res = cli(["sweep", "run", str(SPACES / "pix2pix_generator.yaml"),
+    res = cli(["sweep", "run", str(space),
                *sweep_args(name, prepared_sample, tmp_path), "--scheduler", "none", "--max-failures", "1"],
-              ray_cluster, mlflow_uri, fault="resnet_9blocks/seed1:always")
+              ray_cluster, mlflow_uri, fault="resnet_9blocks/seed0:always")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "1 error" in res.stdout
     _, kids = children(MlflowClient(mlflow_uri), name)
     failed = [k for k in kids if k.info.status == "FAILED"]
-    assert [k.data.tags["mlflow.runName"] for k in failed] == ["resnet_9blocks/seed1"]
+    assert [k.data.tags["mlflow.runName"] for k in failed] == ["resnet_9blocks/seed0"]
     assert "injected failure" in failed[0].data.tags["error"]
-    assert sum(k.info.status == "FINISHED" for k in kids) == 3
+    assert sum(k.info.status == "FINISHED" for k in kids) == 1
 
 
 def test_killed_driver_resumes_without_duplicates(tmp_path, prepared_sample, ray_cluster, mlflow_uri):
     name = "resume"
-    proc = cli(["sweep", "run", str(SPACES / "pix2pix_colorspace.yaml"),
+    proc = cli(["sweep", "run", str(one_seed("pix2pix_colorspace.yaml", tmp_path / "space")),
                 *sweep_args(name, prepared_sample, tmp_path, "train.n_epochs=2", "train.n_epochs_decay=1"),
                 "--scheduler", "none", "--max-concurrent", "1"], ray_cluster, mlflow_uri, background=True)
     client = MlflowClient(mlflow_uri)
@@ -145,7 +116,7 @@ def test_killed_driver_resumes_without_duplicates(tmp_path, prepared_sample, ray
     assert res.returncode == 0, res.stdout + res.stderr
     _, kids = children(client, name)
     names = [k.data.tags["mlflow.runName"] for k in kids]
-    assert sorted(names) == sorted(set(names)) and len(names) == 4  # rgb/lab x 2 seeds, once each
+    assert sorted(names) == ["lab/seed0", "rgb/seed0"]  # once each
     assert all(k.info.status == "FINISHED" for k in kids)
     for run_id, end_time in done_before.items():  # finished trials were not rerun
         assert client.get_run(run_id).info.end_time == end_time
@@ -154,6 +125,7 @@ def test_killed_driver_resumes_without_duplicates(tmp_path, prepared_sample, ray
 
 
 def test_ray_job_submit_runs_a_smoke_sweep(tmp_path, prepared_sample, ray_cluster, mlflow_uri):
+    """A shipped two-seed grid submitted as a Ray job: every combination x seed runs once."""
     ray_bin = str(Path(sys.executable).parent / "ray")
     env = dict(ray_cluster["env"], RAY_ADDRESS=ray_cluster["dashboard"])
     runtime_env = json.dumps({"env_vars": {"MLFLOW_TRACKING_URI": mlflow_uri}})
@@ -171,7 +143,8 @@ def test_ray_job_submit_runs_a_smoke_sweep(tmp_path, prepared_sample, ray_cluste
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "sweep job-submit: FINISHED" in res.stdout
     _, kids = children(MlflowClient(mlflow_uri), "job-submit")
-    assert len(kids) == 4 and all(k.info.status == "FINISHED" for k in kids)
+    assert all(k.info.status == "FINISHED" for k in kids)
+    assert sorted(k.data.tags["mlflow.runName"] for k in kids) == ["lab/seed0", "lab/seed1", "rgb/seed0", "rgb/seed1"]
 
 
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -190,13 +163,12 @@ def chromium() -> str:
     return found
 
 
-def test_mlflow_ui_shows_the_sweeps_child_runs(tmp_path, prepared_sample, ray_cluster, mlflow_uri):
-    """A smoke sweep logged to a real mlflow server: the sweep's run page in headless Chromium lists every trial."""
+def test_mlflow_ui_shows_the_sweeps_child_runs(tmp_path, smoke_sweep, mlflow_uri):
+    """The session's smoke sweep, logged to a real mlflow server: its run page in headless Chromium lists every
+    trial."""
     browser = chromium()
-    name = "ui-check"
-    res = cli(["sweep", "run", str(SPACES / "pix2pix_colorspace.yaml"), *sweep_args(name, prepared_sample, tmp_path),
-               "--scheduler", "none"], ray_cluster, mlflow_uri)
-    assert res.returncode == 0, res.stdout + res.stderr
+    name = smoke_sweep["name"]
+    assert smoke_sweep["result"].returncode == 0, smoke_sweep["result"].stdout + smoke_sweep["result"].stderr
     parent, kids = children(MlflowClient(mlflow_uri), name)
     url = f"{mlflow_uri}/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
     profile = tmp_path / "chromium-profile"
