@@ -36,10 +36,13 @@ SECTIONS = ("training", "evaluation", "data", "colorize", "sweep", "packing", "c
 DEFAULT_SECTIONS = SECTIONS[:-1]
 
 
+STUDY_SIZE = 256  # the side-by-side comparison's image size (the study's; its ngf is 64)
+
+
 def training_cases(*, quick: bool, device: str, data: dict[int, Path],
                    families: tuple[str, ...] = FAMILIES) -> list[dict[str, Any]]:
     """The training cases: side by side at the study's size, then each family at the small and large sizes."""
-    study = {"size": 256, "ngf": 64, "batch": 1, "data": str(data[256]), "device": device}
+    study = {"size": STUDY_SIZE, "ngf": 64, "batch": 1, "data": str(data[STUDY_SIZE]), "device": device}
     small = {"size": 64, "ngf": 16, "batch": 1, "data": str(data[64]), "device": device}
     n = {"iters": 3, "repeats": 1, "warmup": 1} if quick else {"iters": 10, "repeats": 3, "warmup": 2}
     n_small = {"iters": 8, "repeats": 2, "warmup": 2} if quick else {"iters": 30, "repeats": 3, "warmup": 3}
@@ -98,14 +101,14 @@ def comparisons(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for family in SIDE_BY_SIDE:
         def find(loop: str) -> dict[str, Any] | None:
             return next((r for r in records if r.get("config", {}).get("family") == family
-                         and r.get("config", {}).get("loop") == loop and r["config"].get("size") == 256
+                         and r.get("config", {}).get("loop") == loop and r["config"].get("size") == STUDY_SIZE
                          and r["config"].get("batch") in (1, 2) and r.get("metrics")), None)
 
         ours, ref = find("ours"), find("reference")
         check = next((r for r in records if r["case"] == f"{family}-first-losses" and r.get("metrics")), None)
         if ours and ref:
             out.append({"section": "comparison", "case": f"{family}-vs-reference",
-                        "config": {"family": family, "size": 256, "ngf": 64, "batch": ours["config"]["batch"]},
+                        "config": {k: ours["config"][k] for k in ("family", "size", "ngf", "batch")},
                         "metrics": {"ours_images_per_s": ours["metrics"]["images_per_s"],
                                     "reference_images_per_s": ref["metrics"]["images_per_s"],
                                     "speedup": ours["metrics"]["images_per_s"] / ref["metrics"]["images_per_s"],

@@ -2,26 +2,38 @@
 
 The suite runs the quick benchmark for pix2pix only (the side-by-side comparison with the reference-style
 loop, the small size) plus the data section; the other sections are exercised case by case in
-test_benchmark_cases.py. The whole `--quick` run takes several minutes on 2 cores, too long for the suite.
+test_benchmark_cases.py. The whole `--quick` run takes several minutes on 2 cores, too long for the suite, and so
+do its study-size (256 px, ngf 64) training cases: here they run at the small size (64 px, ngf 16), each still in
+a process of its own, through the runner's own code in this process.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_quick_benchmark_writes_json_lines_and_a_table(tmp_path):
+def test_quick_benchmark_writes_json_lines_and_a_table(tmp_path, capsys, monkeypatch):
+    from benchmarks import run as runner
+
+    every_case = runner.training_cases
+
+    def small_cases(**kwargs):  # the side-by-side cases (ngf 64) at 64 px, ngf 16 (their records come first)
+        small = {"ngf": 16, "overrides": ["model.netG=unet_auto"]}
+        return [{**case, **small} if case["ngf"] == 64 else case for case in every_case(**kwargs)]
+
+    monkeypatch.setattr(runner, "STUDY_SIZE", 64)
+    monkeypatch.setattr(runner, "training_cases", small_cases)
     out, table = tmp_path / "bench.jsonl", tmp_path / "bench.md"
-    res = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--device", "cpu", "--families",
-                          "pix2pix", "--sections", "training,data", "--out", str(out), "--table", str(table),
-                          "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=1200, cwd=REPO)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    code = runner.main(["--quick", "--device", "cpu", "--families", "pix2pix", "--sections", "training,data",
+                        "--out", str(out), "--table", str(table), "--work", str(tmp_path / "work")])
+    res = capsys.readouterr()
+    assert code == 0, res.out[-3000:] + res.err[-3000:]
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["run"] for r in records} == {records[0]["run"]} and all(r["quick"] for r in records)
     env = records[0]["env"]
@@ -43,7 +55,7 @@ def test_quick_benchmark_writes_json_lines_and_a_table(tmp_path):
     assert comparison["first_losses_max_relative_difference"] < 0.05
     text = table.read_text()
     assert "aircolor vs the reference-style loop" in text and "| pix2pix |" in text and env["cpu"] in text
-    assert text in res.stdout
+    assert text in res.out
 
 
 def test_full_plan_measures_each_switch_against_the_defaults():
