@@ -24,7 +24,7 @@ from aircolor.tracking import Tracker
 from mlflow_server import MlflowServer, PostgresServer, postgres_bin
 from ray_local import RayNode
 from sweeps.reach import ClusterView, _autoscaler_running, is_loopback, reachable_tracking_uri
-from sweep_cli import NO_INCEPTION, SPACES, children, cli, one_seed, sweep_args
+from sweep_cli import NO_INCEPTION, children, cli, one_seed, sweep_args
 
 ALWAYS, NEVER = (lambda host, port: True), (lambda host, port: False)
 
