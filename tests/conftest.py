@@ -176,7 +176,7 @@ def smoke_sweep(tmp_path_factory: pytest.TempPathFactory, prepared_sample: Path,
     factor 5 (CUT vs FastCUT), one seed each, evaluated once at the end, on the session's Ray cluster and logged to
     the session's MLflow server. The sweep tests check it; the MLflow UI and report tests look at the same sweep.
 
-    Yields ``{"name", "storage", "uri", "result"}`` (``result``: the finished ``sweep run`` process)."""
+    Returns ``{"name", "storage", "uri", "result"}`` (``result``: the finished ``sweep run`` process)."""
     from sweep_cli import cli, one_seed, sweep_args
 
     if not mlflow_server.healthy():
