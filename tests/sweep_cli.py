@@ -17,13 +17,15 @@ SPACES = REPO / "search_spaces"
 NO_INCEPTION = ["metrics.fid=false", "metrics.isc=false", "metrics.kid=false"]
 
 
-def one_seed(space: str, folder: Path) -> Path:
+def one_seed(space: str, folder: Path, choices: dict[str, list] | None = None) -> Path:
     """A copy of ``search_spaces/SPACE`` with one seed per configuration (half the trials of the shipped two-seed
-    grids), for the tests whose subject is not how seeds multiply a grid (test_categorical_sweep... checks that)."""
+    grids), for the tests whose subject is not how seeds multiply a grid; ``choices`` replaces factors' choices."""
     import yaml
 
     raw = yaml.safe_load((SPACES / space).read_text())
     raw["seeds"] = 1
+    for factor, values in (choices or {}).items():
+        raw["factors"][factor]["choice"] = values
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"one-seed-{space}"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))

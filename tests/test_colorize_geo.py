@@ -17,16 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from test_colorize import Z17, Z18, _write_geotiff, load
+from test_colorize_ray import colorize_here, ray_colorize_here
 
 Z18_DIR = Path(Z18).parent
 SCALE = ["--scale", "0.25"]
-
-
-def colorize_here(*args: str) -> int:
-    """``aircolor colorize --quiet ARGS`` in this process (monkeypatched constants apply)."""
-    from aircolor.cli import main
-
-    return main(["colorize", "--quiet", *args])
 
 
 def summary_of(folder: Path) -> dict:
@@ -362,7 +356,6 @@ def test_a_cog_that_fails_while_written_leaves_nothing_under_its_name(tmp_path, 
 def test_ray_writes_the_same_cogs_and_mosaic_byte_for_byte(tmp_path, big_scans, sample_data, lab_generator,
                                                            ray_cluster):
     from filecompare import assert_same_files
-    from test_colorize_ray import ray_colorize_here
 
     src = tmp_path / "archive"
     shutil.copytree(big_scans, src / "big")
