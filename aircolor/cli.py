@@ -339,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     from aircolor.compare.cli import register_cli as add_compare
 
     add_compare(sub)
+    from aircolor.adapt.cli import register_cli as add_adapt
+
+    add_adapt(sub)
     return parser
 
 

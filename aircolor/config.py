@@ -107,6 +107,8 @@ class ModelConfig:
     nef: int = _f(64, "BicycleGAN encoder width", ge=1, le=1024)
     lambda_kl: float = _f(0.01, "BicycleGAN KL weight", ge=0)
     lambda_z: float = _f(0.5, "BicycleGAN latent regression weight", ge=0)
+    place_blend: bool = _f(False, "Lab generators: blend the chroma toward a place's colour table (written by "
+                                  "`aircolor adapt`; the table and the weight are in the generator's weights)")
 
 
 @dataclass(frozen=True)

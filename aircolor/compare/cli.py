@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,70 +70,8 @@ def _colorize(args: argparse.Namespace, out: Path) -> Path:
     return Path(result["output"])
 
 
-def _tile_source(args: argparse.Namespace, kind: str) -> tuple[Any, Any, str]:
-    """The template and grid of a tile source, and the zoom cap of automatic choice."""
-    from aircolor.data.tiles.grid import WEB_MERCATOR
-    from aircolor.data.tiles.http import DocumentError, default_user_agent, fetch_document
-    from aircolor.data.tiles.templates import parse_template
-    from aircolor.data.tiles.wmts import capabilities_url, open_layer
-
-    if kind == "template":
-        return parse_template(args.modern), WEB_MERCATOR, args.modern
-    try:
-        xml = fetch_document(capabilities_url(args.modern), retries=3, backoff=0.5, timeout=30,
-                             user_agent=default_user_agent())
-    except DocumentError as err:
-        raise UsageError(f"--modern {args.modern}: could not read the capabilities: {err}") from None
-    layer = open_layer(args.modern, xml, args.layer, args.tile_matrix_set)
-    return layer.template, layer.grid, f"layer {layer.layer} in {layer.grid.name}"
-
-
-@dataclass(frozen=True)
-class _TilePlan:
-    template: Any
-    grid: Any
-    zoom: int
-    count: int
-    bbox: tuple[float, float, float, float]
-    what: str
-
-
-def _plan_tiles(args: argparse.Namespace, kind: str, photo: Any) -> _TilePlan:
-    """Which tiles cover the photo, at which zoom: checked before the photo is colorized."""
-    from aircolor.compare.modern import MAX_AUTO_ZOOM
-
-    template, grid, what = _tile_source(args, kind)
-    bbox = photo.wgs84_bbox()
-    top = grid.zooms[-1] if kind == "wmts" else min(grid.zooms[-1], MAX_AUTO_ZOOM)
-    zoom = args.zoom if args.zoom is not None else grid.tms.zoom_for_res(
-        photo.resolution_in(grid.tms.rasterio_crs), max_z=top, zoom_level_strategy="upper")
-    grid.check_zoom(zoom)
-    count = grid.count(bbox, zoom)
-    if args.max_tiles and count > args.max_tiles:
-        raise UsageError(f"the photo's footprint needs {count} tiles at zoom {zoom}, more than --max-tiles "
-                         f"{args.max_tiles}; pass a coarser --zoom or raise --max-tiles")
-    return _TilePlan(template, grid, zoom, count, bbox, what)
-
-
-def _fetch_tiles(args: argparse.Namespace, plan: _TilePlan, out: Path) -> tuple[list[Path], dict]:
-    """Fetch the planned tiles into ``OUT/modern-tiles`` (resumable); returns their files and what was fetched."""
-    from aircolor.data.tiles.fetch import TileOutput, fetch_tiles
-
-    grid, zoom = plan.grid, plan.zoom
-    print(f"compare: {plan.count} modern tiles at zoom {zoom} ({grid.matrix_id(zoom)}) from {plan.what}",
-          file=sys.stderr)
-    summary = fetch_tiles(plan.template, grid.tiles(plan.bbox, zoom), out / "modern-tiles", rate=args.rate,
-                          progress=False, total=plan.count, bbox=plan.bbox, zooms=[zoom],
-                          output=TileOutput(grid, "same", "world"))
-    files = [out / "modern-tiles" / summary.files[t] for t in (*summary.fetched, *summary.skipped)]
-    if not files:
-        raise UsageError(f"--modern {args.modern}: no tile over the photo could be fetched ({len(summary.missing)} "
-                         f"missing, {len(summary.failed)} failed; see {out / 'modern-tiles'})")
-    return files, {"zoom": zoom, "tile_matrix": grid.matrix_id(zoom), "tile_matrix_set": grid.name,
-                   "tiles": len(files), "missing": len(summary.missing), "failed": len(summary.failed)}
-
-
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from aircolor.compare.fetch import fetch_planned, plan_tiles
     from aircolor.compare.modern import footprint_of, modern_from_file, modern_from_tiles, source_kind
     from aircolor.compare.pair import color_agreement, preview, write_modern, write_pngs
     from aircolor.utils import atomic_write_text
@@ -148,13 +84,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
-    plan = _plan_tiles(args, kind, grid) if kind != "file" else None
+    args.prog = "compare"
+    plan = plan_tiles(args, kind, grid) if kind != "file" else None
     colorized = _colorize(args, out)
     info: dict[str, Any] = {"source": args.modern, "kind": kind}
     if plan is None:
         modern = modern_from_file(Path(args.modern), grid)
     else:
-        files, fetched = _fetch_tiles(args, plan, out)
+        files, fetched = fetch_planned(args, plan, out)
         info.update(fetched)
         modern = modern_from_tiles(files, grid)
     stem = historical.stem

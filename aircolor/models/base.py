@@ -83,7 +83,14 @@ class GANModel(nn.Module):
                                    **extra)
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"model.netG {m.netG!r}: {exc.args[0]}") from None
-        return init_weights(net, str(m.init_type), m.init_gain)
+        net = init_weights(net, str(m.init_type), m.init_gain)
+        if m.place_blend and output_nc == 2 and input_nc == 1:
+            from aircolor.models.place_blend import PlaceBlend
+
+            return PlaceBlend(net)
+        if m.place_blend and self.color_space != "lab":
+            raise ConfigError("model.place_blend needs a Lab generator (data.color_space lab, model.input_nc 1)")
+        return net
 
     def _discriminator(self, input_nc: int) -> nn.Module:
         m = self.cfg.model

@@ -1,0 +1,203 @@
+"""``adapt``: tune a colorizer to one place's imagery and write it with its card (see :mod:`aircolor.adapt`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aircolor.adapt.card import arm_rows, card_text
+from aircolor.adapt.fallback import ALPHAS, PRIOR_NAMES, Delivery, choose_delivery, prior_table
+from aircolor.adapt.place_tiles import PlaceTiles, split_blocks
+from aircolor.adapt.tune import TuneOptions, TuneResult, delivered_u8, fine_tune, predict_ab, tile_delta_e
+from aircolor.errors import UsageError
+from aircolor.metrics.priors import fit_priors
+
+
+@dataclass(frozen=True)
+class AdaptOptions:
+    out: Path
+    start: str = "default"
+    minutes: float = 10.0
+    seed: int = 0
+    scale: float = 1.0
+    val_fraction: float = 0.2
+    device: str = "auto"
+    tracking_uri: str | None = None
+    experiment: str = "aircolor-adapt"
+    force: bool = False
+    max_steps: int | None = None
+
+
+@dataclass
+class Adapted:
+    out: Path
+    delivery: Delivery
+    tune: TuneResult
+    record: dict[str, Any]
+
+
+def check_out(out: Path, force: bool) -> None:
+    """Refuse an output folder that holds something (unless ``force``), before any work."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file; give a folder for the adapted model")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UsageError(f"--out {out}: the folder is not empty; give a new folder, or --force to replace it")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no CUDA device is visible; use --device cpu or auto")
+    return torch.device(name if name != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def load_start(spec: str, device: torch.device, tracking_uri: str | None) -> tuple[Any, Any, str]:
+    """The start model, checked to be a Lab generator that tuning can train."""
+    from aircolor.colorize.source import load_model
+
+    model, cfg, described = load_model(spec, device=device, tracking_uri=tracking_uri)
+    if model.color_space != "lab" or not hasattr(model, "G") or cfg.model.family == "bicyclegan":
+        raise UsageError(f"--model {spec}: adapt tunes Lab generators (pix2pix with data.color_space lab, as the "
+                         f"default model); this one is {cfg.model.family} in {model.color_space}")
+    return model, cfg, described
+
+
+def _adapted_model(cfg: Any, model: Any, delivery: Delivery, priors: Any, device: torch.device) -> tuple[Any, Any]:
+    """A model with the tuned network and the chosen blend in its weights, and its config."""
+    from aircolor.adapt.tune import generator_net
+    from aircolor.models.zoo import build_model
+
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, place_blend=True))
+    adapted = build_model(cfg)
+    adapted.G.net.load_state_dict(generator_net(model).state_dict())
+    adapted.G.set_blend(prior_table(priors, delivery.prior), delivery.alpha)
+    return adapted.prepare(device).eval(), cfg
+
+
+def adapt(tiles: PlaceTiles, source: str, model: Any, cfg: Any, start: str, options: AdaptOptions, *,
+          device: torch.device, progress: Any = None) -> Adapted:
+    """Split ``tiles`` by blocks, tune ``model`` on the training part, pick what to deliver on the validation
+    part and write the adapted model to ``options.out`` (all or nothing)."""
+    where = f"--modern {source}"
+    train, val = split_blocks(tiles, options.val_fraction, options.seed, where)
+    priors = fit_priors(train.gray, train.color)
+    start_tiles = tile_delta_e(delivered_u8(val.gray, predict_ab(model, val.gray)), val.color)
+    references = {name: float(tile_delta_e(priors.deliver(name, val.gray).mul(255).round().to(torch.uint8),
+                                           val.color).mean()) for name in ("tint", "lightness")}
+    references["gray"] = float(tile_delta_e(delivered_u8(val.gray, torch.zeros(len(val), 2, *val.gray.shape[-2:])),
+                                            val.color).mean())
+    if getattr(model.G, "alpha", None) is not None:
+        model.G.alpha.fill_(1.0)  # an adapted start: tune its network alone
+    tracker = _open_tracker(options, source, start, len(train), len(val))
+    try:
+        on_check = (lambda step, seconds, value: tracker.log_metrics(
+            {"val.delta_e2000": value, "seconds": seconds}, step=step)) if tracker else None
+        tuned = fine_tune(model, train, val, TuneOptions(options.minutes * 60, options.seed,
+                                                         max_steps=options.max_steps),
+                          progress=progress, on_check=on_check, references=references)
+        delivery = choose_delivery(predict_ab(model, val.gray), priors, val.gray, val.color)
+        adapted, adapted_cfg = _adapted_model(cfg, model, delivery, priors, device)
+        check = tile_delta_e(delivered_u8(val.gray, predict_ab(adapted, val.gray)), val.color).mean()
+        if abs(check - delivery.delta_e) > 0.05:
+            raise RuntimeError(f"the written model scores {check:.3f}, not the chosen {delivery.delta_e:.3f}")
+        per_tile = {"delivered": delivery.per_tile, "network": delivery.tiles["network"], "start": start_tiles,
+                    **{name: delivery.tiles[name] for name in PRIOR_NAMES}}
+        record = _record(options, source, start, train, val, tuned, delivery, per_tile, device)
+        _write(options.out, adapted, adapted_cfg, record, train, val, tracker, options.force)
+    except BaseException:
+        if tracker:
+            tracker.end("FAILED")
+        raise
+    return Adapted(options.out, delivery, tuned, record)
+
+
+def _record(options: AdaptOptions, source: str, start: str, train: PlaceTiles, val: PlaceTiles, tuned: TuneResult,
+            delivery: Delivery, per_tile: dict[str, np.ndarray], device: torch.device) -> dict[str, Any]:
+    from aircolor.training.context import describe_device
+
+    return {
+        "format": 1, "out_name": options.out.name, "source": source, "start": start, "minutes": options.minutes,
+        "seed": options.seed, "scale": options.scale, "tile_px": int(train.gray.size(-1)),
+        "device": describe_device(device),
+        "tiles": {"train": len(train), "val": len(val)},
+        "blocks": {"train": len(set(train.blocks)), "val": len(set(val.blocks))},
+        "choice": delivery.choice(), "reason": delivery.reason(), "prior": delivery.prior, "alpha": delivery.alpha,
+        "candidates": len(PRIOR_NAMES) * (len(ALPHAS) - 1) + 1,
+        "validation": arm_rows(per_tile),
+        "tune": {"steps": tuned.steps, "seconds": tuned.seconds, "stopped": tuned.stopped,
+                 "best_step": tuned.best_step, "curve": [list(p) for p in tuned.curve]},
+    }
+
+
+def _split_record(train: PlaceTiles, val: PlaceTiles) -> dict[str, Any]:
+    """Which file and block every tile came from, on which side: the proof that validation was never trained on."""
+    return {side: [{"source": s, "block": b} for s, b in zip(part.sources, part.blocks)]
+            for side, part in (("train", train), ("val", val))}
+
+
+def _write(out: Path, model: Any, cfg: Any, record: dict[str, Any], train: PlaceTiles, val: PlaceTiles,
+           tracker: Any, force: bool) -> None:
+    """The model folder, staged next to ``out`` and renamed into place (an old one replaced only with ``force``)."""
+    from aircolor.config import dump_yaml
+    from aircolor.training.loop import export_generator
+    from aircolor.utils import atomic_write_text
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        export_generator(model, cfg, stage / "generator.pt")
+        atomic_write_text(stage / "config.yaml", dump_yaml(cfg))
+        atomic_write_text(stage / "adapt.json", json.dumps(record, indent=1) + "\n")
+        atomic_write_text(stage / "split.json", json.dumps(_split_record(train, val)) + "\n")
+        atomic_write_text(stage / "MODEL_CARD.md", card_text(record))
+        if tracker:
+            _track_result(tracker, stage, record)
+        check_out(out, force)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            stage.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            stage.rename(out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _open_tracker(options: AdaptOptions, source: str, start: str, n_train: int, n_val: int) -> Any:
+    """An MLflow run for the adaptation when a tracking URI is given (flag or $MLFLOW_TRACKING_URI), else None."""
+    import os
+
+    uri = options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        return None
+    from aircolor.tracking import Tracker, resolve_tracking_uri
+
+    spool = Path(tempfile.mkdtemp(prefix="aircolor-adapt-spool-"))
+    tracker = Tracker(resolve_tracking_uri(None, uri), options.experiment, run_name=f"adapt-{options.out.name}",
+                      spool_dir=spool, tags={"aircolor.kind": "adapt"}).start()
+    tracker.log_params({"source": source[:500], "start": start[:500], "minutes": options.minutes,
+                        "seed": options.seed, "scale": options.scale, "val_fraction": options.val_fraction,
+                        "tiles.train": n_train, "tiles.val": n_val})
+    return tracker
+
+
+def _track_result(tracker: Any, folder: Path, record: dict[str, Any]) -> None:
+    """The validation scores as metrics, the choice as tags, the card and the model as artifacts; then the end."""
+    tracker.log_metrics({f"val.{arm}.delta_e2000": row["delta_e2000"] for arm, row in record["validation"].items()},
+                        step=record["tune"]["steps"])
+    tracker.set_tags({"adapt.choice": record["choice"], "adapt.alpha": str(record["alpha"]),
+                      "adapt.prior": record["prior"]})
+    tracker.log_artifact(folder / "MODEL_CARD.md")
+    tracker.log_artifact(folder / "adapt.json")
+    tracker.log_artifact(folder / "generator.pt", "model")
+    tracker.log_artifact(folder / "config.yaml", "model")
+    tracker.end("FINISHED", wait_s=30.0)

@@ -1,0 +1,48 @@
+"""A Lab generator whose chroma is shrunk toward a place's colour table: what ``aircolor adapt`` delivers.
+
+Under a shift of region a model's conditional colours are wrong while the place's marginal (its mean a*b* per
+input-L* bin, :mod:`aircolor.metrics.priors`) is right on average, so the adapted model delivers
+``alpha * G(L) + (1 - alpha) * table[bin(L)]``, with ``alpha`` and the table fitted on the place's own imagery
+(``alpha`` 0: the table alone, the fallback when the tuned network does not beat it). The table and ``alpha`` are
+buffers: they travel in the generator's weights, so every tool that loads a model applies them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from aircolor.data.colorspace import AB_SCALE, L_SCALE, L_SHIFT
+from aircolor.metrics.priors import N_BINS
+
+
+class PlaceBlend(nn.Module):
+    """``net`` (normalised L in, a*b* / AB_SCALE out) blended toward ``table`` (bins x 2, a*b* / AB_SCALE)."""
+
+    def __init__(self, net: nn.Module, n_bins: int = N_BINS) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("table", torch.zeros(n_bins, 2))
+        self.register_buffer("alpha", torch.ones(()))
+
+    def set_blend(self, table_ab: torch.Tensor, alpha: float) -> None:
+        """``table_ab``: (bins, 2) a*b* in Lab units over input L* in [0, 100]; ``alpha``: the network's weight."""
+        if table_ab.shape != self.table.shape:
+            raise ValueError(f"a colour table of shape {tuple(self.table.shape)} is needed, got "
+                             f"{tuple(table_ab.shape)}")
+        self.table.copy_(table_ab.to(self.table) / AB_SCALE)
+        self.alpha.fill_(float(alpha))
+
+    def prior(self, x: torch.Tensor) -> torch.Tensor:
+        """The table's a*b* / AB_SCALE (B, 2, H, W) for the normalised L input ``x`` (B, C, H, W)."""
+        L = (x[:, :1].float() + L_SHIFT) * L_SCALE
+        idx = (L / 100.0 * self.table.size(0)).long().clamp(0, self.table.size(0) - 1)[:, 0]
+        return self.table[idx].permute(0, 3, 1, 2).to(x.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha = float(self.alpha)
+        if alpha >= 1.0:
+            return self.net(x)
+        if alpha <= 0.0:
+            return self.prior(x)
+        return alpha * self.net(x) + (1.0 - alpha) * self.prior(x)
