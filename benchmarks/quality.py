@@ -188,9 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=REPO / "runs" / "quality", help="data and runs go here")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="where the results go")
     p.add_argument("--quick", action="store_true", help="a short recipe (2 + 2 epochs) to try the pipeline")
-    p.add_argument("--protocol", choices=("holdout", "loro"), default="holdout",
+    p.add_argument("--protocol", choices=("holdout", "loro", "place"), default="holdout",
                    help="holdout: the --holdout regions test-only (default); loro: leave one region out, each in turn "
-                        "(five trainings per seed; writes quality_loro.*)")
+                        "(five trainings per seed; writes quality_loro.*); place: adapt the default model to part of "
+                        "each region and score the rest (writes quality_place.*; see benchmarks/quality_place.py)")
+    p.add_argument("--fresh", action="store_true", help="place: forget the finished runs kept under --work")
     p.add_argument("--ship", type=Path, help="copy seed 0's generator here as the package's default model")
     args = p.parse_args(argv)
     if not args.data.is_dir():
@@ -201,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     extra = args.overrides + (["train.n_epochs=2", "train.n_epochs_decay=2"] if args.quick else [])
     if args.protocol == "loro":
         return leave_one_region_out(args, seeds, extra)
+    if args.protocol == "place":
+        from benchmarks.quality_place import run_place
+
+        return run_place(args, seeds)
     rows, meta, samples, generators = run_fold(args, args.holdout, args.work, seeds, extra)
     _write_results(args.out, "quality", rows, meta)
     sample_grid(samples, args.out / "quality_samples.png")

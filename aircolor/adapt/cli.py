@@ -29,7 +29,7 @@ not beat it, the colours fall back toward it, and the last line says which was c
 """
 
 
-def _minutes(text: str) -> float:
+def minutes_arg(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -50,20 +50,45 @@ def _scale(text: str) -> float:
 
 
 def add_source_options(p: Any, prefix: str = "") -> None:
-    """The options of a georeferenced source and of the tuning budget, shared with ``colorize --adapt-from`` and
-    ``compare --adapt`` (``prefix`` ``adapt-``: ``--adapt-minutes``, ``--adapt-seed``)."""
-    if not prefix:
-        p.add_argument("--layer", metavar="NAME", help="with a WMTS capabilities URL: the layer")
-        p.add_argument("--tile-matrix-set", metavar="ID", help="with a WMTS capabilities URL: its TileMatrixSet")
-        p.add_argument("--zoom", type=int, metavar="Z", help="tile zoom (default: the photos' resolution or finer)")
-        p.add_argument("--max-tiles", type=int, default=4000, metavar="N",
-                       help="refuse to fetch more (default: 4000)")
-        p.add_argument("--rate", type=float, default=10.0, metavar="R",
-                       help="tile requests per second (default: 10)")
-    p.add_argument(f"--{prefix}minutes", dest="minutes", type=_minutes, default=10.0, metavar="M",
-                   help="tuning time budget in minutes (default: 10; seconds on a GPU)")
-    p.add_argument(f"--{prefix}seed", dest="seed", type=int, default=0, metavar="S",
-                   help="seed of the validation split and of the tuning (default: 0)")
+    """The options of a georeferenced source and of the tuning budget, shared with ``colorize --adapt-from``
+    (``prefix`` ``adapt-``: ``--adapt-minutes`` ...; the destinations stay ``minutes`` ...)."""
+    add = p.add_argument
+    add(f"--{prefix}layer", dest="layer", metavar="NAME", help="with a WMTS capabilities URL: the layer")
+    add(f"--{prefix}tile-matrix-set", dest="tile_matrix_set", metavar="ID",
+        help="with a WMTS capabilities URL: its TileMatrixSet")
+    add(f"--{prefix}zoom", dest="zoom", type=int, metavar="Z",
+        help="tile zoom (default: the photos' resolution or finer)")
+    add(f"--{prefix}max-tiles", dest="max_tiles", type=int, default=4000, metavar="N",
+        help="refuse to fetch more tiles (default: 4000)")
+    add(f"--{prefix}rate", dest="rate", type=float, default=10.0, metavar="R",
+        help="tile requests per second (default: 10)")
+    add(f"--{prefix}minutes", dest="minutes", type=minutes_arg, default=10.0, metavar="M",
+        help="tuning time budget in minutes (default: 10; seconds on a GPU)")
+    add(f"--{prefix}seed", dest="seed", type=int, default=0, metavar="S",
+        help="seed of the validation split and of the tuning (default: 0)")
+
+
+def adapt_namespace(args: argparse.Namespace, modern: str, like: list[str] | None) -> argparse.Namespace:
+    """The ``adapt`` arguments of ``colorize --adapt-from`` / ``compare --adapt`` (``args``: theirs)."""
+    return argparse.Namespace(
+        modern=modern, like=like, bbox=None, resolution=1.0, scale=getattr(args, "scale", 1.0), model=args.model,
+        minutes=args.minutes, seed=args.seed, device=getattr(args, "device", None) or "auto",
+        tracking_uri=args.tracking_uri, experiment="aircolor-adapt", force=True, quiet=getattr(args, "quiet", False),
+        layer=args.layer, tile_matrix_set=args.tile_matrix_set, zoom=args.zoom, max_tiles=args.max_tiles,
+        rate=args.rate, like_flag="INPUT")
+
+
+def adapt_first(args: argparse.Namespace, modern: str, photos: list[str], model_dir: Path, redo: bool,
+                tile_cache: Path | None = None) -> str:
+    """Adapt once for ``colorize --adapt-from`` / ``compare --adapt`` (``photos``: their georeferenced inputs, used
+    when ``modern`` is not a folder); a finished ``model_dir`` is reused unless ``redo``. The model to colour with."""
+    if (model_dir / "generator.pt").is_file() and not redo:
+        print(f"adapt: reusing {model_dir} (adapted before; --overwrite adapts again)", file=sys.stderr)
+        return str(model_dir)
+    like = None if Path(modern).is_dir() else photos
+    result = run_adapt(adapt_namespace(args, modern, like), model_dir, tile_cache)
+    print(summary_line(result), file=sys.stderr)
+    return str(model_dir)
 
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
@@ -118,13 +143,14 @@ def load_tiles(args: argparse.Namespace, size: int, tile_cache: Path) -> tuple[A
         raise UsageError("--like and --bbox: give one of them")
     if args.bbox and not (math.isfinite(args.resolution) and args.resolution > 0):
         raise UsageError(f"--resolution {args.resolution}: must be above 0 metres")
-    footprints = like_footprints(args.like) if args.like else [bbox_footprint(tuple(args.bbox), args.resolution)]
+    footprints = like_footprints(args.like, getattr(args, "like_flag", "--like")) if args.like else [bbox_footprint(tuple(args.bbox), args.resolution)]
     what = f"{len(args.like)} photo footprint(s)" if args.like else "the box " + " ".join(map(str, args.bbox))
     return load_georeferenced(args, footprints, size, args.scale, tile_cache), f"{args.modern} over {what}"
 
 
-def run_adapt(args: argparse.Namespace, out: Path) -> Any:
-    """Adapt as ``args`` say and write the model to ``out``; the result (see :func:`aircolor.adapt.run.adapt`)."""
+def run_adapt(args: argparse.Namespace, out: Path, tile_cache: Path | None = None) -> Any:
+    """Adapt as ``args`` say and write the model to ``out``; the result (see :func:`aircolor.adapt.run.adapt`).
+    Fetched tiles go to ``tile_cache/modern-tiles`` (kept: ``compare`` reuses them), else to a temporary folder."""
     from aircolor.adapt.run import AdaptOptions, adapt, check_out, load_start, resolve_device
     from aircolor.training.progress import ConsoleProgress, NullProgress
 
@@ -134,7 +160,7 @@ def run_adapt(args: argparse.Namespace, out: Path) -> Any:
     model, cfg, described = load_start(getattr(args, "start_model", None) or args.model, device,
                                        getattr(args, "tracking_uri", None))
     with tempfile.TemporaryDirectory(prefix="aircolor-adapt-tiles-") as cache:
-        tiles, source = load_tiles(args, int(cfg.data.size), Path(cache))
+        tiles, source = load_tiles(args, int(cfg.data.size), tile_cache or Path(cache))
     options = AdaptOptions(out=out, start=described, minutes=args.minutes, seed=args.seed,
                            scale=getattr(args, "scale", 1.0), device=str(device),
                            tracking_uri=getattr(args, "tracking_uri", None),

@@ -31,20 +31,21 @@ def grown(footprint: Any, margin: float = MARGIN) -> Any:
     return Footprint(footprint.crs, moved, footprint.width + 2 * dx, footprint.height + 2 * dy)
 
 
-def like_footprints(photos: list[str]) -> list[Any]:
-    """The grown footprints of georeferenced photos; a photo that is missing or not georeferenced: one line."""
+def like_footprints(photos: list[str], flag: str = "--like") -> list[Any]:
+    """The grown footprints of georeferenced photos; a photo that is missing or not georeferenced: one line that
+    names it after ``flag``."""
     from aircolor.compare.modern import footprint_of
 
     out = []
     for photo in photos:
         path = Path(photo)
         if not path.is_file():
-            raise UsageError(f"--like {photo}: no such file")
+            raise UsageError(f"{flag} {photo}: no such file")
         try:
             out.append(grown(footprint_of(path)))
         except UsageError as exc:
-            raise UsageError(str(exc).replace("HISTORICAL ", "--like ", 1).replace(
-                "compare needs", "adapt --like needs")) from None
+            raise UsageError(str(exc).replace("HISTORICAL ", f"{flag} ", 1).replace(
+                "compare needs", "adapting to the photos' place needs")) from None
     return out
 
 

@@ -21,6 +21,9 @@ from aircolor.errors import UsageError
 from aircolor.metrics.priors import fit_priors
 
 
+ADAPTED_MODEL = "adapted-model"   # where `colorize --adapt-from` and `compare --adapt` put the model, inside OUT
+
+
 @dataclass(frozen=True)
 class AdaptOptions:
     out: Path
@@ -81,12 +84,20 @@ def _adapted_model(cfg: Any, model: Any, delivery: Delivery, priors: Any, device
     return adapted.prepare(device).eval(), cfg
 
 
-def adapt(tiles: PlaceTiles, source: str, model: Any, cfg: Any, start: str, options: AdaptOptions, *,
-          device: torch.device, progress: Any = None) -> Adapted:
-    """Split ``tiles`` by blocks, tune ``model`` on the training part, pick what to deliver on the validation
-    part and write the adapted model to ``options.out`` (all or nothing)."""
-    where = f"--modern {source}"
-    train, val = split_blocks(tiles, options.val_fraction, options.seed, where)
+@dataclass
+class PlaceSplit:
+    """The place's tiles split by blocks, its priors (fitted on the training blocks) and the validation scores of
+    everything tuning is measured against."""
+
+    train: PlaceTiles
+    val: PlaceTiles
+    priors: Any
+    references: dict[str, float]       # gray, tint, lightness on the validation blocks
+    start_tiles: np.ndarray            # the unadapted start, per validation tile
+
+
+def split_place(tiles: PlaceTiles, model: Any, val_fraction: float, seed: int, where: str) -> PlaceSplit:
+    train, val = split_blocks(tiles, val_fraction, seed, where)
     priors = fit_priors(train.gray, train.color)
     start_tiles = tile_delta_e(delivered_u8(val.gray, predict_ab(model, val.gray)), val.color)
     references = {name: float(tile_delta_e(priors.deliver(name, val.gray).mul(255).round().to(torch.uint8),
@@ -95,22 +106,37 @@ def adapt(tiles: PlaceTiles, source: str, model: Any, cfg: Any, start: str, opti
                                             val.color).mean())
     if getattr(model.G, "alpha", None) is not None:
         model.G.alpha.fill_(1.0)  # an adapted start: tune its network alone
-    tracker = _open_tracker(options, source, start, len(train), len(val))
+    return PlaceSplit(train, val, priors, references, start_tiles)
+
+
+def deliver_tuned(model: Any, cfg: Any, place: PlaceSplit, device: torch.device) -> tuple[Delivery, Any, Any]:
+    """What to deliver with ``model``'s tuned network (chosen on the validation blocks), and that model + config."""
+    val = place.val
+    delivery = choose_delivery(predict_ab(model, val.gray), place.priors, val.gray, val.color)
+    adapted, adapted_cfg = _adapted_model(cfg, model, delivery, place.priors, device)
+    check = tile_delta_e(delivered_u8(val.gray, predict_ab(adapted, val.gray)), val.color).mean()
+    if abs(check - delivery.delta_e) > 0.05:
+        raise RuntimeError(f"the adapted model scores {check:.3f}, not the chosen {delivery.delta_e:.3f}")
+    return delivery, adapted, adapted_cfg
+
+
+def adapt(tiles: PlaceTiles, source: str, model: Any, cfg: Any, start: str, options: AdaptOptions, *,
+          device: torch.device, progress: Any = None) -> Adapted:
+    """Split ``tiles`` by blocks, tune ``model`` on the training part, pick what to deliver on the validation
+    part and write the adapted model to ``options.out`` (all or nothing)."""
+    place = split_place(tiles, model, options.val_fraction, options.seed, f"--modern {source}")
+    tracker = _open_tracker(options, source, start, len(place.train), len(place.val))
     try:
         on_check = (lambda step, seconds, value: tracker.log_metrics(
             {"val.delta_e2000": value, "seconds": seconds}, step=step)) if tracker else None
-        tuned = fine_tune(model, train, val, TuneOptions(options.minutes * 60, options.seed,
-                                                         max_steps=options.max_steps),
-                          progress=progress, on_check=on_check, references=references)
-        delivery = choose_delivery(predict_ab(model, val.gray), priors, val.gray, val.color)
-        adapted, adapted_cfg = _adapted_model(cfg, model, delivery, priors, device)
-        check = tile_delta_e(delivered_u8(val.gray, predict_ab(adapted, val.gray)), val.color).mean()
-        if abs(check - delivery.delta_e) > 0.05:
-            raise RuntimeError(f"the written model scores {check:.3f}, not the chosen {delivery.delta_e:.3f}")
-        per_tile = {"delivered": delivery.per_tile, "network": delivery.tiles["network"], "start": start_tiles,
-                    **{name: delivery.tiles[name] for name in PRIOR_NAMES}}
-        record = _record(options, source, start, train, val, tuned, delivery, per_tile, device)
-        _write(options.out, adapted, adapted_cfg, record, train, val, tracker, options.force)
+        tuned = fine_tune(model, place.train, place.val,
+                          TuneOptions(options.minutes * 60, options.seed, max_steps=options.max_steps),
+                          progress=progress, on_check=on_check, references=place.references)
+        delivery, adapted, adapted_cfg = deliver_tuned(model, cfg, place, device)
+        per_tile = {"delivered": delivery.per_tile, "network": delivery.tiles["network"],
+                    "start": place.start_tiles, **{name: delivery.tiles[name] for name in PRIOR_NAMES}}
+        record = _record(options, source, start, place.train, place.val, tuned, delivery, per_tile, device)
+        _write(options.out, adapted, adapted_cfg, record, place.train, place.val, tracker, options.force)
     except BaseException:
         if tracker:
             tracker.end("FAILED")

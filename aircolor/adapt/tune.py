@@ -45,6 +45,7 @@ class TuneResult:
     seconds: float
     stopped: str                            # why tuning ended
     curve: list[tuple[int, float, float]] = field(default_factory=list)   # (step, seconds, validation Delta E)
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)   # step budget -> best state
 
 
 def generator_net(model: Any) -> torch.nn.Module:
@@ -90,39 +91,59 @@ def _train_mode(model: Any, net: torch.nn.Module) -> None:
                 m.eval()
 
 
+class _Batches:
+    """Seeded random batches of augmented training tiles: (normalised L, a*b* / AB_SCALE)."""
+
+    def __init__(self, train: Any, batch_size: int, seed: int) -> None:
+        self.gen = torch.Generator().manual_seed(seed)
+        self.lab = encode_lab(train.color.float() / 255.0)[1]
+        self.L = gray_to_L(train.gray.float() / 255.0)
+        self.batch_size = min(batch_size, len(train))
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(len(self.L), (self.batch_size,), generator=self.gen)
+        return _augment(self.L[idx], self.lab[idx], self.gen)
+
+
+def _round_end(options: TuneOptions, started: float, round_: int) -> tuple[float, int | None]:
+    """When round ``round_`` ends: (a monotonic time, a step count or None). A step budget spaces the checks
+    by steps, so runs compare by work done whatever else shares the machine."""
+    if options.max_steps is not None:
+        return started + options.seconds, math.ceil(options.max_steps * (round_ + 1) / ROUNDS)
+    return started + options.seconds * (round_ + 1) / ROUNDS, None
+
+
 def fine_tune(model: Any, train: Any, val: Any, options: TuneOptions, *, progress: Any = None,
               on_check: Callable[[int, float, float], None] | None = None,
-              references: dict[str, float] | None = None) -> TuneResult:
-    """Tune ``model``'s generator on ``train`` tiles for ``options.seconds``; the best state (by validation Delta E,
-    the start included) is loaded back into the model at the end. ``on_check(step, seconds, delta_e)`` is called at
-    every validation check (tracking); ``references`` (gray, tint, lightness: their validation Delta E) are shown
-    beside each check."""
+              references: dict[str, float] | None = None, snapshots: tuple[int, ...] = ()) -> TuneResult:
+    """Tune ``model``'s generator on ``train`` tiles within ``options``' budget; the best state (by validation
+    Delta E, the start included) is loaded back into the model at the end. ``on_check(step, seconds, delta_e)`` is
+    called at every validation check (tracking); ``references`` (gray, tint, lightness: their validation Delta E)
+    are shown beside each check; ``snapshots``: step counts at which the best state so far is kept
+    (``result.snapshots``: what a smaller budget would have delivered)."""
     progress = progress or NullProgress()
     device = next(model.parameters()).device
     net = generator_net(model)
-    gen = torch.Generator().manual_seed(options.seed)
     torch.manual_seed(options.seed)
+    batches = _Batches(train, options.batch_size, options.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=options.lr, betas=(0.5, 0.999))
-    lab = encode_lab(train.color.float() / 255.0)[1]                   # a*b* / AB_SCALE targets
-    L_in = gray_to_L(train.gray.float() / 255.0)
     started = time.monotonic()
-    start = score(model, val.gray, val.color)
-    result = TuneResult(start, start, 0, 0, 0.0, "the time budget", [(0, 0.0, start)])
+    result = TuneResult(*(2 * (score(model, val.gray, val.color),)), 0, 0, 0.0, "the time budget")
+    result.curve.append((0, 0.0, result.start_delta_e))
     if on_check:
-        on_check(0, 0.0, start)
+        on_check(0, 0.0, result.start_delta_e)
     best_state = copy.deepcopy(net.state_dict())
-    interval = options.seconds / ROUNDS
     labels = {"gray": "baseline", "tint": "prior_tint", "lightness": "prior_lightness"}
     baseline = {f"{labels[k]}.val.delta_e2000": v for k, v in (references or {}).items() if k in labels}
-    step, since_best, batches = 0, 0, 0
+    step, since_best, per_round = 0, 0, 0
     for round_ in range(ROUNDS):
-        progress.start_epoch(round_, ROUNDS, batches)
-        round_end = started + interval * (round_ + 1)
+        progress.start_epoch(round_, ROUNDS, per_round)
+        until, until_step = _round_end(options, started, round_)
         _train_mode(model, net)
         losses = []
-        while time.monotonic() < round_end and (options.max_steps is None or step < options.max_steps):
-            idx = torch.randint(len(train), (min(options.batch_size, len(train)),), generator=gen)
-            x, y = _augment(L_in[idx], lab[idx], gen)
+        first = step
+        while step == first or (time.monotonic() < until and (until_step is None or step < until_step)):
+            x, y = batches.next()
             loss = F.l1_loss(net(x.to(device)), y.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -130,29 +151,36 @@ def fine_tune(model: Any, train: Any, val: Any, options: TuneOptions, *, progres
             losses.append(float(loss.detach()))
             step += 1
             progress.step()
-        batches = max(batches, len(losses))
+        per_round = max(per_round, len(losses))
         if losses:
             progress.losses({"L1_ab": float(np.mean(losses))})
         progress.end_epoch(round_ + 1, ROUNDS)
         net.eval()
         value = score(model, val.gray, val.color)
-        seconds = time.monotonic() - started
-        result.curve.append((step, seconds, value))
+        result.curve.append((step, time.monotonic() - started, value))
         progress.evaluated(round_ + 1, {"val.delta_e2000": value}, baseline)
         if on_check:
-            on_check(step, seconds, value)
+            on_check(step, result.curve[-1][1], value)
         if value < result.best_delta_e - 1e-4:
             result.best_delta_e, result.best_step, since_best = value, step, 0
             best_state = copy.deepcopy(net.state_dict())
         else:
             since_best += 1
+        for s in snapshots:
+            if step >= s and s not in result.snapshots:
+                result.snapshots[s] = copy.deepcopy(best_state)
         if not math.isfinite(value) or since_best >= PATIENCE:
             result.stopped = f"no better validation score in {PATIENCE} checks"
             break
         if options.max_steps is not None and step >= options.max_steps:
             result.stopped = f"the step budget ({options.max_steps})"
             break
+        if time.monotonic() >= started + options.seconds:
+            result.stopped = "the time budget"
+            break
     progress.close()
+    for s in snapshots:
+        result.snapshots.setdefault(s, copy.deepcopy(best_state))
     net.load_state_dict(best_state)
     net.eval()
     result.steps, result.seconds = step, time.monotonic() - started

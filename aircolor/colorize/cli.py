@@ -70,12 +70,18 @@ def _print_summary(summary: Any, out: Path) -> int:
 def _cmd_colorize(args: argparse.Namespace, run_on_ray: Callable[..., Any] | None = None) -> int:
     import torch
 
-    from aircolor.colorize.archive import colorize_archive
+    from aircolor.colorize.archive import colorize_archive, discover
     from aircolor.colorize.engine import Colorizer
     from aircolor.colorize.source import load_model
     from aircolor.errors import UsageError
 
     _check_args(args)
+    if args.adapt_from:
+        from aircolor.adapt.cli import adapt_first
+        from aircolor.adapt.run import ADAPTED_MODEL
+
+        photos = [str(path) for path, _ in discover(args.inputs, Path(args.out))]
+        args.model = adapt_first(args, args.adapt_from, photos, Path(args.out) / ADAPTED_MODEL, args.overwrite)
     if args.ray:
         if run_on_ray is None:
             raise UsageError("this entry point cannot run on Ray; use `aircolor colorize --ray` or "
@@ -161,10 +167,21 @@ def register_cli(subparsers: Any, *, run_on_ray: Callable[..., Any] | None = Non
                    help="skip (and report) photos above this many pixels (default 300e6; about 16 bytes of RAM each)")
     p.add_argument("--overwrite", action="store_true", help="recolorize outputs that already exist")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_adapt_options(p.add_argument_group("adapt to the place first (--adapt-from)"))
     _add_speed_options(p.add_argument_group("speed"))
     _add_ray_options(p.add_argument_group("on a Ray cluster (--ray)"))
     p.set_defaults(func=partial(_cmd_colorize, run_on_ray=run_on_ray))
     return p
+
+
+def _add_adapt_options(group: Any) -> None:
+    from aircolor.adapt.cli import add_source_options
+
+    group.add_argument("--adapt-from", metavar="SOURCE",
+                       help="first adapt --model to today's colour imagery of the place: a folder of it, or a raster "
+                            "file / XYZ or WMTS source over the inputs' footprints (they must be georeferenced); the "
+                            "adapted model goes to OUT/adapted-model/ (reused on a rerun) and colours the inputs")
+    add_source_options(group, prefix="adapt-")
 
 
 def _add_speed_options(group: Any) -> None:

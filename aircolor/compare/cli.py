@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aircolor.adapt.cli import minutes_arg
 from aircolor.errors import UsageError
 
 SUMMARY_NAME = "compare-summary.json"
@@ -38,7 +39,15 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("historical", metavar="HISTORICAL", help="a georeferenced historical photo (GeoTIFF, or with a "
                                                             "world file and CRS)")
-    p.add_argument("--model", required=True, help="the colorizer, as for `aircolor colorize --model`")
+    p.add_argument("--model", help="the colorizer, as for `aircolor colorize --model` (with --adapt: the model to "
+                                   "start from, default the shipped one)")
+    p.add_argument("--adapt", action="store_true",
+                   help="first adapt the model to --modern's imagery over the photo's footprint (plus a margin); the "
+                        "adapted model goes to OUT/adapted-model/ (reused on a rerun) and colours the photo")
+    p.add_argument("--adapt-minutes", dest="minutes", type=minutes_arg, default=10.0, metavar="M",
+                   help="with --adapt: the tuning time budget in minutes (default: 10)")
+    p.add_argument("--adapt-seed", dest="seed", type=int, default=0, metavar="S",
+                   help="with --adapt: the seed of the validation split and of the tuning (default: 0)")
     p.add_argument("--modern", required=True, metavar="SOURCE",
                    help="today's imagery: a raster file, an XYZ/WMTS tile URL template, or a WMTS capabilities URL")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -86,6 +95,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out}: exists and is not a folder")
     args.prog = "compare"
     plan = plan_tiles(args, kind, grid) if kind != "file" else None
+    if args.model is None and not args.adapt:
+        raise UsageError("--model is needed (or --adapt, to adapt the shipped model to --modern's imagery first)")
+    if args.adapt:
+        from aircolor.adapt.cli import adapt_first
+        from aircolor.adapt.run import ADAPTED_MODEL
+
+        args.model = args.model or "default"
+        args.model = adapt_first(args, args.modern, [str(historical)], out / ADAPTED_MODEL, redo=False,
+                                 tile_cache=out)
+        args.prog = "compare"
     colorized = _colorize(args, out)
     info: dict[str, Any] = {"source": args.modern, "kind": kind}
     if plan is None:
