@@ -46,14 +46,23 @@ demo: install
 	@# The ranked comparison report of that sweep (HTML + Markdown + figures + Parquet tables).
 	$(BIN)/aircolor report --experiment $(SWEEP) --tracking-uri sqlite:///$(abspath $(DEMO))/mlruns.db \
 		--out $(DEMO)/reports/$(SWEEP) $$(grep -q inception-random $(DEMO)/weights.arg && echo --metric delta_e2000)
-	@# Flow 5: register the sweep's best trial and colorize the 1936-1942 photos of the sample with it, on a local
-	@# Ray (--ray: the same command colorizes an archive on a cluster; the files are the same as without it).
+	@# Register the sweep's best trial in the model registry (a 2-epoch smoke model: it is not used to colour).
 	$(BIN)/aircolor sweep promote $(SWEEP) --storage $(DEMO)/sweeps
-	$(BIN)/aircolor colorize --model models:/aircolor-$(SWEEP)@best --tracking-uri sqlite:///$(abspath $(DEMO))/mlruns.db \
-		$(SAMPLE)/historical/gsi_1936-1942_z18 --out $(DEMO)/colorized/$(SWEEP) --quiet --ray
+	@# Learn the colours of a place from today's imagery of it: adapt the default model to 70% of the bundled
+	@# Massachusetts tiles (spatial blocks; at half resolution, as it was trained) and print its scores on the
+	@# other 30% beside the unadapted model, the gray copy and the place's priors. Then colorize the 1936-1942
+	@# photos with it on a local Ray (--ray: the command that colorizes an archive on a cluster).
+	$(BIN)/aircolor adapt --modern $(SAMPLE)/color/massachusetts_1m --scale 0.5 --holdout 0.3 --minutes 2 \
+		--out $(DEMO)/adapted/massachusetts --force --tracking-uri sqlite:///$(abspath $(DEMO))/mlruns.db
+	@$(BIN)/python -c 'import json, sys; t = json.load(open("$(DEMO)/adapted/massachusetts/adapt.json"))["test"]; \
+		d, g = t["delivered"]["delta_e2000"], t["gray"]["delta_e2000"]; \
+		print("demo: the adapted model " + ("beats" if d < g else "does NOT beat") + f" the gray copy on the held-out tiles ({d:.2f} vs {g:.2f})")'
+	$(BIN)/aircolor colorize --model $(DEMO)/adapted/massachusetts --scale 0.5 \
+		$(SAMPLE)/historical/gsi_1936-1942_z18 --out $(DEMO)/colorized/adapted --quiet --ray --overwrite
 	@echo "demo: datasets in $(DEMO)/data; run folders in $(DEMO)/runs; sweeps in $(DEMO)/sweeps. Watch them with:"
 	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO))/mlruns.db"
-	@echo "demo: the winner's colorized historical photos: $(abspath $(DEMO))/colorized/$(SWEEP)/"
+	@echo "demo: the adapted model and its card: $(abspath $(DEMO))/adapted/massachusetts/MODEL_CARD.md"
+	@echo "demo: the historical photos colorized by it: $(abspath $(DEMO))/colorized/adapted/"
 	@echo "demo: the sweep's comparison report: $(abspath $(DEMO))/reports/$(SWEEP)/index.html"
 
 # Headless Chromium (Debian's package) for the browser checks of the MLflow UI and the report, and PostgreSQL

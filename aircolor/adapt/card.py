@@ -50,6 +50,13 @@ def card_text(record: dict[str, Any]) -> str:
         if arm in rows:
             r = rows[arm]
             lines.append(f"| {label} | {r['delta_e2000']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] |")
+    if "test" in record:
+        lines += ["", f"## Held-out test blocks ({record['tiles']['test']} tiles never used for tuning, choosing or "
+                      "the priors; `--holdout`)", "", "| arm | Delta E 2000 [95% CI over tiles] |", "|---|---|"]
+        for arm, label in ARM_LABELS.items():
+            if arm in record["test"]:
+                r = record["test"][arm]
+                lines.append(f"| {label} | {r['delta_e2000']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] |")
     lines += ["", "These are validation scores of the blocks the delivered choice was picked on (one of "
               f"{record['candidates']} blends), so they are slightly optimistic; "
               "`python -m benchmarks.quality --protocol place` measures adaptation on tiles it never saw.", ""]

@@ -12,7 +12,7 @@ from typing import Any
 from aircolor.errors import UsageError
 
 _EPILOG = """\
-examples:
+example:
   # a folder of today's colour tiles or photos of the place (no network, no georeferencing needed)
   aircolor adapt --modern ortho_tiles/ --out models/my-town
   aircolor colorize --model models/my-town scans/ --out colorized/
@@ -46,6 +46,16 @@ def _scale(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not math.isfinite(value) or not 0 < value <= 8:
         raise argparse.ArgumentTypeError(f"{text}: the scale must be in (0, 8] (e.g. 0.5)")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 0.5:
+        raise argparse.ArgumentTypeError(f"{text}: the held-out fraction must be in [0, 0.5] (e.g. 0.3)")
     return value
 
 
@@ -112,6 +122,9 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                    help="with --bbox: ground metres per pixel (default: 1)")
     p.add_argument("--scale", type=_scale, default=1.0,
                    help="resize factor of the imagery before it is cut (as `colorize --scale`; default 1)")
+    p.add_argument("--holdout", type=_fraction, default=0.0, metavar="F",
+                   help="hold out this fraction of the imagery (spatial blocks) as a test set, never used for tuning, "
+                        "choosing or the priors, and print every arm's score on it (e.g. 0.3; default: none)")
     p.add_argument("--device", default="auto", help="torch device (default: cuda if present, else cpu)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI: the adaptation is tracked as a run (also taken from "
                                           "$MLFLOW_TRACKING_URI)")
@@ -165,7 +178,7 @@ def run_adapt(args: argparse.Namespace, out: Path, tile_cache: Path | None = Non
                            scale=getattr(args, "scale", 1.0), device=str(device),
                            tracking_uri=getattr(args, "tracking_uri", None),
                            experiment=getattr(args, "experiment", "aircolor-adapt"),
-                           force=getattr(args, "force", False))
+                           force=getattr(args, "force", False), holdout=getattr(args, "holdout", 0.0))
     quiet = getattr(args, "quiet", False)
     progress = NullProgress() if quiet else ConsoleProgress()
     if not quiet:
@@ -182,7 +195,22 @@ def summary_line(result: Any) -> str:
             f"{rows['gray']['delta_e2000']:.2f}, best prior {value:.2f}); {result.record['reason']}")
 
 
+def test_table(record: dict[str, Any]) -> list[str]:
+    """The held-out test blocks' scores as aligned lines (``--holdout``)."""
+    from aircolor.adapt.card import ARM_LABELS
+
+    rows = record["test"]
+    lines = [f"adapt: held-out test blocks ({record['tiles']['test']} tiles never used), Delta E 2000 [95% CI]:"]
+    for arm, label in ARM_LABELS.items():
+        if arm in rows:
+            r = rows[arm]
+            lines.append(f"  {label:<40} {r['delta_e2000']:6.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]")
+    return lines
+
+
 def _cmd_adapt(args: argparse.Namespace) -> int:
     result = run_adapt(args, Path(args.out))
+    if "test" in result.record:
+        print("\n".join(test_table(result.record)))
     print(summary_line(result))
     return 0

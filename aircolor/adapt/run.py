@@ -37,6 +37,7 @@ class AdaptOptions:
     experiment: str = "aircolor-adapt"
     force: bool = False
     max_steps: int | None = None
+    holdout: float = 0.0      # this fraction of the tiles (spatial blocks) is a test set: scored, never used
 
 
 @dataclass
@@ -124,6 +125,10 @@ def adapt(tiles: PlaceTiles, source: str, model: Any, cfg: Any, start: str, opti
           device: torch.device, progress: Any = None) -> Adapted:
     """Split ``tiles`` by blocks, tune ``model`` on the training part, pick what to deliver on the validation
     part and write the adapted model to ``options.out`` (all or nothing)."""
+    test = None
+    if options.holdout > 0:
+        tiles, test = split_blocks(tiles, options.holdout, options.seed + 1, f"--modern {source} (--holdout)")
+        start_test = tile_delta_e(delivered_u8(test.gray, predict_ab(model, test.gray)), test.color)
     place = split_place(tiles, model, options.val_fraction, options.seed, f"--modern {source}")
     tracker = _open_tracker(options, source, start, len(place.train), len(place.val))
     try:
@@ -136,12 +141,25 @@ def adapt(tiles: PlaceTiles, source: str, model: Any, cfg: Any, start: str, opti
         per_tile = {"delivered": delivery.per_tile, "network": delivery.tiles["network"],
                     "start": place.start_tiles, **{name: delivery.tiles[name] for name in PRIOR_NAMES}}
         record = _record(options, source, start, place.train, place.val, tuned, delivery, per_tile, device)
+        if test is not None:
+            record["test"] = arm_rows(_test_arms(adapted, place, test, start_test))
+            record["tiles"]["test"] = len(test)
         _write(options.out, adapted, adapted_cfg, record, place.train, place.val, tracker, options.force)
     except BaseException:
         if tracker:
             tracker.end("FAILED")
         raise
     return Adapted(options.out, delivery, tuned, record)
+
+
+def _test_arms(adapted: Any, place: PlaceSplit, test: PlaceTiles, start_test: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-tile Delta E on the held-out test blocks: the adapted model, the start, the gray copy and the priors."""
+    zeros = torch.zeros(len(test), 2, *test.gray.shape[-2:])
+    arms = {"delivered": tile_delta_e(delivered_u8(test.gray, predict_ab(adapted, test.gray)), test.color),
+            "start": start_test, "gray": tile_delta_e(delivered_u8(test.gray, zeros), test.color)}
+    for name in ("tint", "lightness"):
+        arms[name] = tile_delta_e(place.priors.deliver(name, test.gray).mul(255).round().to(torch.uint8), test.color)
+    return arms
 
 
 def _record(options: AdaptOptions, source: str, start: str, train: PlaceTiles, val: PlaceTiles, tuned: TuneResult,

@@ -34,6 +34,7 @@ class TuneOptions:
     batch_size: int = 8
     lr: float = 1e-4
     max_steps: int | None = None   # a step budget on top of the time budget (benchmarks: comparable work)
+    ema: float = 0.995             # the weights checked and delivered: an exponential moving average (0: the last)
 
 
 @dataclass
@@ -105,6 +106,30 @@ class _Batches:
         return _augment(self.L[idx], self.lab[idx], self.gen)
 
 
+class _Averaged:
+    """An exponential moving average of a network's parameters (Polyak averaging): steadier than the last step's
+    weights, so checks on a few validation tiles pick a state that is good, not lucky."""
+
+    def __init__(self, net: torch.nn.Module, decay: float) -> None:
+        self.params = [p for p in net.parameters()]
+        self.decay = decay
+        self.average = [p.detach().clone() for p in self.params]
+
+    def update(self) -> None:
+        if self.decay > 0:
+            with torch.no_grad():
+                torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - self.decay)
+
+    def swap(self) -> None:
+        """Exchange the live weights and the average (call twice to swap back)."""
+        if self.decay > 0:
+            with torch.no_grad():
+                for p, a in zip(self.params, self.average):
+                    live = p.detach().clone()
+                    p.copy_(a)
+                    a.copy_(live)
+
+
 def _round_end(options: TuneOptions, started: float, round_: int) -> tuple[float, int | None]:
     """When round ``round_`` ends: (a monotonic time, a step count or None). A step budget spaces the checks
     by steps, so runs compare by work done whatever else shares the machine."""
@@ -127,6 +152,7 @@ def fine_tune(model: Any, train: Any, val: Any, options: TuneOptions, *, progres
     torch.manual_seed(options.seed)
     batches = _Batches(train, options.batch_size, options.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=options.lr, betas=(0.5, 0.999))
+    averaged = _Averaged(net, options.ema)
     started = time.monotonic()
     result = TuneResult(*(2 * (score(model, val.gray, val.color),)), 0, 0, 0.0, "the time budget")
     result.curve.append((0, 0.0, result.start_delta_e))
@@ -148,6 +174,7 @@ def fine_tune(model: Any, train: Any, val: Any, options: TuneOptions, *, progres
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            averaged.update()
             losses.append(float(loss.detach()))
             step += 1
             progress.step()
@@ -156,16 +183,18 @@ def fine_tune(model: Any, train: Any, val: Any, options: TuneOptions, *, progres
             progress.losses({"L1_ab": float(np.mean(losses))})
         progress.end_epoch(round_ + 1, ROUNDS)
         net.eval()
+        averaged.swap()   # the average is what is checked (and kept); training goes on from the live weights
         value = score(model, val.gray, val.color)
-        result.curve.append((step, time.monotonic() - started, value))
-        progress.evaluated(round_ + 1, {"val.delta_e2000": value}, baseline)
-        if on_check:
-            on_check(step, result.curve[-1][1], value)
         if value < result.best_delta_e - 1e-4:
             result.best_delta_e, result.best_step, since_best = value, step, 0
             best_state = copy.deepcopy(net.state_dict())
         else:
             since_best += 1
+        averaged.swap()
+        result.curve.append((step, time.monotonic() - started, value))
+        progress.evaluated(round_ + 1, {"val.delta_e2000": value}, baseline)
+        if on_check:
+            on_check(step, result.curve[-1][1], value)
         for s in snapshots:
             if step >= s and s not in result.snapshots:
                 result.snapshots[s] = copy.deepcopy(best_state)
