@@ -85,9 +85,16 @@ def test_adapt_a_folder_of_real_tiles_and_colorize_with_it(tmp_path: Path, captu
 
 
 def test_validation_blocks_are_never_trained_on(tmp_path: Path, captured_split: dict) -> None:
-    assert adapt("--modern", str(KAMPALA), "--out", str(tmp_path / "m"), *FAST, "--seed", "3") == 0
+    assert adapt("--modern", str(KAMPALA), "--out", str(tmp_path / "m"), *FAST, "--seed", "3", "--holdout",
+                 "0.25") == 0
     train, val = captured_split["train"], captured_split["val"]
     assert len(val) >= 2 and len(train) >= 6
+    recorded = json.loads((tmp_path / "m" / "split.json").read_text())
+    test = {t["source"] for t in recorded["test"]}
+    assert len(test) >= 10 and not test & (set(train.sources) | set(val.sources))   # --holdout: never used
+    assert len(train) + len(val) + len(test) == 40
+    record = json.loads((tmp_path / "m" / "adapt.json").read_text())
+    assert set(record["test"]) == {"delivered", "start", "gray", "tint", "lightness"}
     assert not set(train.blocks) & set(val.blocks)
     assert not set(train.sources) & set(val.sources)
     # No validation pixels among the training tiles.
@@ -104,7 +111,6 @@ def test_validation_blocks_are_never_trained_on(tmp_path: Path, captured_split: 
         return (xb >> (zb - za), yb >> (zb - za)) == (xa, ya)
 
     assert not [(t, v) for t in train.sources for v in val.sources if overlap(chip(t), chip(v))]
-    recorded = json.loads((tmp_path / "m" / "split.json").read_text())
     assert {t["source"] for t in recorded["val"]} == set(val.sources)
 
 
@@ -216,6 +222,13 @@ BAD_CASES = {
 }
 
 
+def test_colorize_adapt_from_a_tile_source_needs_georeferenced_inputs(bad: dict, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(bad["root"])
+    run_bad(capsys, ["colorize", "plain.png", "--adapt-from", "elsewhere.tif", "--out", "colorized"],
+            watch=[bad["root"]], words=["INPUT plain.png", "not georeferenced"])
+
+
 @pytest.mark.parametrize("case", BAD_CASES)
 def test_adapt_bad_input(case: str, bad: dict, monkeypatch: pytest.MonkeyPatch,
                          capsys: pytest.CaptureFixture[str]) -> None:
@@ -223,3 +236,28 @@ def test_adapt_bad_input(case: str, bad: dict, monkeypatch: pytest.MonkeyPatch,
     argv, words = BAD_CASES[case]
     out = [] if "--out" in argv else ["--out", "model"]
     run_bad(capsys, ["adapt", *argv, *out], watch=[bad["root"]], words=words)
+
+
+def test_an_adaptation_is_tracked_like_a_training_run(tmp_path: Path, mlflow_uri: str) -> None:
+    """Params, the validation curve, the choice, the card and the model in MLflow; the logged model colours."""
+    from mlflow import MlflowClient
+
+    model_dir = tmp_path / "kampala"
+    assert adapt("--modern", str(KAMPALA), "--out", str(model_dir), *FAST, "--tracking-uri", mlflow_uri,
+                 "--experiment", "adapt-tracked") == 0
+    client = MlflowClient(mlflow_uri)
+    [run] = client.search_runs([client.get_experiment_by_name("adapt-tracked").experiment_id])
+    record = json.loads((model_dir / "adapt.json").read_text())
+    assert run.info.status == "FINISHED" and run.data.params["seed"] == "0"
+    assert run.data.tags["adapt.choice"] == record["choice"]
+    curve = client.get_metric_history(run.info.run_id, "val.delta_e2000")
+    assert [m.step for m in curve] == [step for step, _, _ in record["tune"]["curve"]]
+    assert run.data.metrics["val.delivered.delta_e2000"] == pytest.approx(record["validation"]["delivered"]
+                                                                          ["delta_e2000"])
+    names = {a.path for a in client.list_artifacts(run.info.run_id)} | {
+        a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"MODEL_CARD.md", "adapt.json", "model/generator.pt", "model/config.yaml"} <= names
+    out = tmp_path / "colorized"
+    assert main(["colorize", "--model", f"runs:/{run.info.run_id}/model", "--tracking-uri", mlflow_uri,
+                 str(GSI / "x229749_y104184.png"), "--out", str(out), "--quiet"]) == 0
+    assert (out / "x229749_y104184.png").is_file()

@@ -144,7 +144,8 @@ def adapt(tiles: PlaceTiles, source: str, model: Any, cfg: Any, start: str, opti
         if test is not None:
             record["test"] = arm_rows(_test_arms(adapted, place, test, start_test))
             record["tiles"]["test"] = len(test)
-        _write(options.out, adapted, adapted_cfg, record, place.train, place.val, tracker, options.force)
+        _write(options.out, adapted, adapted_cfg, record, _split_record(place.train, place.val, test), tracker,
+               options.force)
     except BaseException:
         if tracker:
             tracker.end("FAILED")
@@ -180,14 +181,15 @@ def _record(options: AdaptOptions, source: str, start: str, train: PlaceTiles, v
     }
 
 
-def _split_record(train: PlaceTiles, val: PlaceTiles) -> dict[str, Any]:
-    """Which file and block every tile came from, on which side: the proof that validation was never trained on."""
-    return {side: [{"source": s, "block": b} for s, b in zip(part.sources, part.blocks)]
-            for side, part in (("train", train), ("val", val))}
+def _split_record(train: PlaceTiles, val: PlaceTiles, test: PlaceTiles | None) -> dict[str, Any]:
+    """Which file and block every tile came from, on which side: the proof that validation (and the held-out
+    test blocks) were never trained on."""
+    parts = (("train", train), ("val", val)) + ((("test", test),) if test is not None else ())
+    return {side: [{"source": s, "block": b} for s, b in zip(part.sources, part.blocks)] for side, part in parts}
 
 
-def _write(out: Path, model: Any, cfg: Any, record: dict[str, Any], train: PlaceTiles, val: PlaceTiles,
-           tracker: Any, force: bool) -> None:
+def _write(out: Path, model: Any, cfg: Any, record: dict[str, Any], split: dict[str, Any], tracker: Any,
+           force: bool) -> None:
     """The model folder, staged next to ``out`` and renamed into place (an old one replaced only with ``force``)."""
     from aircolor.config import dump_yaml
     from aircolor.training.loop import export_generator
@@ -199,7 +201,7 @@ def _write(out: Path, model: Any, cfg: Any, record: dict[str, Any], train: Place
         export_generator(model, cfg, stage / "generator.pt")
         atomic_write_text(stage / "config.yaml", dump_yaml(cfg))
         atomic_write_text(stage / "adapt.json", json.dumps(record, indent=1) + "\n")
-        atomic_write_text(stage / "split.json", json.dumps(_split_record(train, val)) + "\n")
+        atomic_write_text(stage / "split.json", json.dumps(split) + "\n")
         atomic_write_text(stage / "MODEL_CARD.md", card_text(record))
         if tracker:
             _track_result(tracker, stage, record)
