@@ -29,34 +29,22 @@ not beat it, the colours fall back toward it, and the last line says which was c
 """
 
 
-def minutes_arg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of minutes: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text}: the time budget must be above 0 minutes (e.g. 10)")
-    return value
+def _number_in(low: float, high: float, rule: str, example: str, *, low_allowed: bool = False) -> Any:
+    """An argparse type: a finite number in (low, high] (or [low, high]), else one line with ``rule``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (math.isfinite(value) and (value >= low if low_allowed else value > low) and value <= high):
+            raise argparse.ArgumentTypeError(f"{text}: {rule} (e.g. {example})")
+        return value
+    return parse
 
 
-def _scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or not 0 < value <= 8:
-        raise argparse.ArgumentTypeError(f"{text}: the scale must be in (0, 8] (e.g. 0.5)")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 0.5:
-        raise argparse.ArgumentTypeError(f"{text}: the held-out fraction must be in [0, 0.5] (e.g. 0.3)")
-    return value
+minutes_arg = _number_in(0, math.inf, "the time budget must be above 0 minutes", "10")
+_scale = _number_in(0, 8, "the scale must be in (0, 8]", "0.5")
+_fraction = _number_in(0, 0.5, "the held-out fraction must be in [0, 0.5]", "0.3", low_allowed=True)
 
 
 def add_source_options(p: Any, prefix: str = "") -> None:
