@@ -70,7 +70,7 @@ def score_model(model: Any, test: Any) -> dict[str, Any]:
     from aircolor.adapt.tune import delivered_u8, predict_ab
 
     delivered = delivered_u8(test.gray, predict_ab(model, test.gray))
-    return {**per_tile(delivered, test.color), "sample": delivered[:N_SAMPLES]}
+    return {**per_tile(delivered, test.color), "sample": delivered[:N_SAMPLES].clone()}
 
 
 def baseline_arms(part: Any, test: Any) -> dict[str, dict[str, np.ndarray]]:

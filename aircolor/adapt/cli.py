@@ -168,7 +168,7 @@ def run_adapt(args: argparse.Namespace, out: Path, tile_cache: Path | None = Non
                            experiment=getattr(args, "experiment", "aircolor-adapt"),
                            force=getattr(args, "force", False), holdout=getattr(args, "holdout", 0.0))
     quiet = getattr(args, "quiet", False)
-    progress = NullProgress() if quiet else ConsoleProgress()
+    progress = NullProgress() if quiet else ConsoleProgress(unit="round")
     if not quiet:
         print(f"adapt: {len(tiles)} tiles of {cfg.data.size} px from {source}; tuning {described} for up to "
               f"{args.minutes:g} min on {device}", file=sys.stderr)

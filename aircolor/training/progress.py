@@ -50,8 +50,9 @@ class NullProgress:
 class ConsoleProgress(NullProgress):
     """Bars on a terminal, one line per epoch and per evaluation everywhere (see the module docstring)."""
 
-    def __init__(self, stream: TextIO | None = None, *, bars: bool | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, bars: bool | None = None, unit: str = "epoch") -> None:
         self.stream = stream or sys.stderr
+        self.unit = unit   # what one pass between checks is called ("round" for `aircolor adapt`)
         self.bars = bool(self.stream.isatty()) if bars is None else bars
         self.bar: Any = None
         self.started = time.time()
@@ -68,7 +69,7 @@ class ConsoleProgress(NullProgress):
         if self.bars:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=batches, desc=f"epoch {epoch + 1}/{total}", unit="it", file=self.stream,
+            self.bar = tqdm(total=batches, desc=f"{self.unit} {epoch + 1}/{total}", unit="it", file=self.stream,
                             leave=False, dynamic_ncols=True)
 
     def step(self) -> None:
@@ -88,10 +89,10 @@ class ConsoleProgress(NullProgress):
         self.epochs_done += 1
         eta = (now - self.started) / self.epochs_done * max(total - epoch, 0)
         losses = "  ".join(f"{k} {v:.3g}" for k, v in sorted(self.last_losses.items()))
-        self._line(f"epoch {epoch}/{total}  {self.iterations / seconds:.2f} it/s  {losses}  ETA {_clock(eta)}")
+        self._line(f"{self.unit} {epoch}/{total}  {self.iterations / seconds:.2f} it/s  {losses}  ETA {_clock(eta)}")
 
     def evaluated(self, epoch: int, metrics: dict[str, float], baseline: dict[str, float]) -> None:
-        self._line(evaluation_line(epoch, metrics, baseline))
+        self._line(evaluation_line(epoch, metrics, baseline, self.unit))
 
     def close(self) -> None:
         self._close_bar()
@@ -108,7 +109,7 @@ class ConsoleProgress(NullProgress):
             print(text, file=self.stream, flush=True)
 
 
-def evaluation_line(epoch: int, metrics: dict[str, float], baseline: dict[str, float]) -> str:
+def evaluation_line(epoch: int, metrics: dict[str, float], baseline: dict[str, float], unit: str = "epoch") -> str:
     """``eval epoch 4: val.delta_e 9.81 (gray 12.1, tint 10.3, lightness 10.0)  val.fid ...``."""
     cells = []
     for name in SHOWN:
@@ -118,7 +119,7 @@ def evaluation_line(epoch: int, metrics: dict[str, float], baseline: dict[str, f
         refs = ", ".join(f"{label} {baseline[f'{prefix}.{key}']:.4g}" for prefix, label in BASELINES
                          if f"{prefix}.{key}" in baseline)
         cells.append(f"{key} {metrics[key]:.4g}" + (f" ({refs})" if refs else ""))
-    return f"eval epoch {epoch}: " + ("  ".join(cells) if cells else "no metrics")
+    return f"eval {unit} {epoch}: " + ("  ".join(cells) if cells else "no metrics")
 
 
 def _clock(seconds: float) -> str:
