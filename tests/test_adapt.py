@@ -182,6 +182,24 @@ def test_adapt_colorize_and_compare_over_georeferenced_photos(tile_server, osaka
     assert (compared / "adapted-model" / "MODEL_CARD.md").is_file() and Path(summary["colorized"]).is_file()
 
 
+def test_adapt_from_a_raster_over_a_box(tmp_path: Path) -> None:
+    """A colour GeoTIFF (real tiles laid side by side, WGS84) and a --bbox inside it at 1 m."""
+    import rasterio
+
+    tiles = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(KAMPALA.glob("*.jpg"))[:16]]
+    mosaic = np.concatenate([np.concatenate(tiles[r * 4:(r + 1) * 4], axis=1) for r in range(4)], axis=0)
+    raster = tmp_path / "today.tif"
+    with rasterio.open(raster, "w", driver="GTiff", width=1024, height=1024, count=3, dtype="uint8",
+                       crs="EPSG:4326", transform=from_bounds(32.59, 0.345, 32.6, 0.355, 1024, 1024)) as dst:
+        dst.write(np.moveaxis(mosaic, -1, 0))
+    model_dir = tmp_path / "m"
+    assert adapt("--modern", str(raster), "--bbox", "32.591", "0.346", "32.599", "0.354", "--resolution", "1",
+                 "--out", str(model_dir), "--minutes", "0.03") == 0
+    record = json.loads((model_dir / "adapt.json").read_text())
+    assert record["tiles"]["train"] + record["tiles"]["val"] == 36   # about 890 m of box at 1 m: 6 x 6 tiles
+    assert "the box 32.591 0.346 32.599 0.354" in record["source"]
+
+
 @pytest.fixture
 def bad(tmp_path: Path, osaka: Path) -> dict:
     """Folders and files of the bad-input cases: empty, gray-only, three tiles, a plain (not georeferenced) PNG and
@@ -218,6 +236,9 @@ BAD_CASES = {
     "zero budget": (["--modern", str(KAMPALA), "--minutes", "0"], ["--minutes", "above 0 minutes"]),
     "no place for a raster": (["--modern", "elsewhere.tif"], ["elsewhere.tif", "--like PHOTO", "--bbox"]),
     "missing source": (["--modern", "nowhere"], ["nowhere", "no such folder or file"]),
+    "a box inside out": (["--modern", "elsewhere.tif", "--bbox", "10.01", "50", "10", "50.01"],
+                         ["--bbox", "not a WGS84 box"]),
+    "a folder with --like": (["--modern", "three", "--like", "osaka.tif"], ["three", "used whole"]),
     "out taken": (["--modern", str(KAMPALA), "--out", "taken"], ["--out taken", "not empty"]),
 }
 
