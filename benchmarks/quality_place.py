@@ -97,7 +97,7 @@ def adapt_run(part: Any, test: Any, seed: int, minutes: tuple[int, ...]) -> dict
 
     device = torch.device("cpu")
     model, cfg, _ = load_model("default", device=device)
-    place = split_place(part, model, 0.2, seed, "benchmark")
+    place = split_place(part.reblocked(), model, 0.2, seed, "benchmark")
     steps = {m: m * STEPS_PER_MIN for m in minutes}
     started = time.time()
     tuned = fine_tune(model, place.train, place.val, TuneOptions(24 * 3600, seed, max_steps=max(steps.values())),

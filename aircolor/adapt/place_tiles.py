@@ -44,6 +44,7 @@ class PlaceTiles:
     color: torch.Tensor
     sources: list[str] = field(default_factory=list)   # the file each tile was cut from (relative to the root)
     blocks: list[str] = field(default_factory=list)    # the spatial block each tile is in
+    places: list[tuple[str, float, float, float]] = field(default_factory=list)   # frame, x, y, ground size
 
     def __len__(self) -> int:
         return int(self.gray.size(0))
@@ -51,7 +52,13 @@ class PlaceTiles:
     def subset(self, index: list[int]) -> "PlaceTiles":
         idx = torch.tensor(index, dtype=torch.long)
         return PlaceTiles(self.gray[idx], self.color[idx], [self.sources[i] for i in index],
-                          [self.blocks[i] for i in index])
+                          [self.blocks[i] for i in index], [self.places[i] for i in index] if self.places else [])
+
+    def reblocked(self) -> "PlaceTiles":
+        """The same tiles with blocks drawn afresh over them alone (as ``adapt`` does for a folder of just these)."""
+        frames = [p[0] for p in self.places]
+        blocks = assign_blocks(frames, [(p[1], p[2]) for p in self.places], [p[3] for p in self.places])
+        return PlaceTiles(self.gray, self.color, list(self.sources), blocks, list(self.places))
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -152,7 +159,9 @@ class TileCollector:
                                          f"{self.scale:g})" if self.small_images else ""))
         color = torch.from_numpy(np.stack(self.colors)).permute(0, 3, 1, 2).contiguous()
         gray = torch.from_numpy(np.stack([np.asarray(Image.fromarray(c).convert("L")) for c in self.colors]))
-        return PlaceTiles(gray.unsqueeze(1), color, list(self.sources), assign_blocks(self.frames, self.xy, self.snap))
+        places = [(f, x, y, g) for f, (x, y), g in zip(self.frames, self.xy, self.snap)]
+        return PlaceTiles(gray.unsqueeze(1), color, list(self.sources), assign_blocks(self.frames, self.xy, self.snap),
+                          places)
 
 
 def _kd_leaves(points: np.ndarray, leaves: int) -> np.ndarray:
