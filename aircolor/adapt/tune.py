@@ -139,6 +139,29 @@ def _round_end(options: TuneOptions, started: float, round_: int) -> tuple[float
     return started + options.seconds * (round_ + 1) / ROUNDS, None
 
 
+def _step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, averaged: _Averaged, batches: _Batches,
+          device: torch.device) -> float:
+    """One optimisation step on a fresh batch; its loss."""
+    x, y = batches.next()
+    loss = F.l1_loss(net(x.to(device)), y.to(device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    averaged.update()
+    return float(loss.detach())
+
+
+def _stop_reason(value: float, since_best: int, step: int, options: TuneOptions, started: float) -> str | None:
+    """Why tuning ends after this check, or None to go on."""
+    if not math.isfinite(value) or since_best >= PATIENCE:
+        return f"no better validation score in {PATIENCE} checks"
+    if options.max_steps is not None and step >= options.max_steps:
+        return f"the step budget ({options.max_steps})"
+    if time.monotonic() >= started + options.seconds:
+        return "the time budget"
+    return None
+
+
 def fine_tune(model: Any, train: Any, val: Any, options: TuneOptions, *, progress: Any = None,
               on_check: Callable[[int, float, float], None] | None = None,
               references: dict[str, float] | None = None, snapshots: tuple[int, ...] = ()) -> TuneResult:
@@ -168,15 +191,8 @@ def fine_tune(model: Any, train: Any, val: Any, options: TuneOptions, *, progres
         until, until_step = _round_end(options, started, round_)
         _train_mode(model, net)
         losses = []
-        first = step
-        while step == first or (time.monotonic() < until and (until_step is None or step < until_step)):
-            x, y = batches.next()
-            loss = F.l1_loss(net(x.to(device)), y.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            averaged.update()
-            losses.append(float(loss.detach()))
+        while not losses or (time.monotonic() < until and (until_step is None or step < until_step)):
+            losses.append(_step(net, optimizer, averaged, batches, device))
             step += 1
             progress.step()
         per_round = max(per_round, len(losses))
@@ -199,14 +215,9 @@ def fine_tune(model: Any, train: Any, val: Any, options: TuneOptions, *, progres
         for s in snapshots:
             if step >= s and s not in result.snapshots:
                 result.snapshots[s] = copy.deepcopy(best_state)
-        if not math.isfinite(value) or since_best >= PATIENCE:
-            result.stopped = f"no better validation score in {PATIENCE} checks"
-            break
-        if options.max_steps is not None and step >= options.max_steps:
-            result.stopped = f"the step budget ({options.max_steps})"
-            break
-        if time.monotonic() >= started + options.seconds:
-            result.stopped = "the time budget"
+        stop = _stop_reason(value, since_best, step, options, started)
+        if stop:
+            result.stopped = stop
             break
     progress.close()
     for s in snapshots:
