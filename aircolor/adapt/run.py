@@ -227,7 +227,7 @@ def _open_tracker(options: AdaptOptions, source: str, start: str, n_train: int, 
         return None
     from aircolor.tracking import Tracker, resolve_tracking_uri
 
-    spool = Path(tempfile.mkdtemp(prefix="aircolor-adapt-spool-"))
+    spool = options.out.with_name(f"{options.out.name}.mlflow-spool")   # written only while MLflow is unreachable
     tracker = Tracker(resolve_tracking_uri(None, uri), options.experiment, run_name=f"adapt-{options.out.name}",
                       spool_dir=spool, tags={"aircolor.kind": "adapt"}).start()
     tracker.log_params({"source": source[:500], "start": start[:500], "minutes": options.minutes,
@@ -247,3 +247,8 @@ def _track_result(tracker: Any, folder: Path, record: dict[str, Any]) -> None:
     tracker.log_artifact(folder / "generator.pt", "model")
     tracker.log_artifact(folder / "config.yaml", "model")
     tracker.end("FINISHED", wait_s=30.0)
+    if tracker.pending:
+        import sys
+
+        print(f"adapt: MLflow at {tracker.tracking_uri} did not take {tracker.pending} record(s); they are kept in "
+              f"{tracker.spool_dir}: send them with `aircolor tracking replay {tracker.spool_dir}`", file=sys.stderr)
