@@ -61,7 +61,7 @@ def add_source_options(p: Any, prefix: str = "") -> None:
     add(f"--{prefix}rate", dest="rate", type=float, default=10.0, metavar="R",
         help="tile requests per second (default: 10)")
     add(f"--{prefix}minutes", dest="minutes", type=minutes_arg, default=10.0, metavar="M",
-        help="tuning time budget in minutes (default: 10; seconds on a GPU)")
+        help="tuning time budget in minutes (default: 10)")
     add(f"--{prefix}seed", dest="seed", type=int, default=0, metavar="S",
         help="seed of the validation split and of the tuning (default: 0)")
 
