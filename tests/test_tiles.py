@@ -366,7 +366,9 @@ def _subprocess_env() -> dict[str, str]:
 
 
 def _start_cli(server: TileServer, out: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    code = "import sys; from aircolor.data.tiles import main; sys.exit(main(sys.argv[1:]))"
+    # Ctrl-C as from a shell, whatever this process's own SIGINT disposition (an ignored SIGINT is inherited).
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from aircolor.data.tiles import main; sys.exit(main(sys.argv[1:]))")
     argv = ["--url", server.xyz_url, "--bbox", bbox_arg(block_bbox()), "--zoom", str(Z), "--out", str(out),
             "--rate", "0", "--backoff", "0.01", *extra]
     with log.open("wb") as sink:  # the child keeps its own copy of the descriptor
