@@ -168,6 +168,8 @@ def _ended_spool(sweep_dir: Path) -> Path | None:
 
 
 def test_a_sweep_whose_server_was_down_ends_with_everything_in_mlflow(tmp_path, prepared_sample, ray_cluster):
+    from sweeps.status import unsent_records
+
     name = "outage"
     with MlflowServer(tmp_path / "mlflow") as server:
         proc = cli(["sweep", "run", str(one_seed("pix2pix_generator.yaml", tmp_path / "space")),
@@ -185,14 +187,17 @@ def test_a_sweep_whose_server_was_down_ends_with_everything_in_mlflow(tmp_path, 
         while time.time() < deadline and proc.poll() is None and _ended_spool(tmp_path / name) is None:
             time.sleep(1)  # a trial ended while the server was down and left its records behind
         left_behind = _ended_spool(tmp_path / name)
-        during = cli(["sweep", "status", name, "--storage", str(tmp_path), "--json"], ray_cluster, server.url)
+        # Read in this process, in milliseconds: the server must be back before the sweep ends (its second trial
+        # takes seconds), or the end-of-sweep replay finds it still down.
+        unsent = unsent_records(tmp_path / name)
         server.start()
         out, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, out
         assert left_behind is not None, "no trial ended while the server was down"
-        unsent = json.loads(during.stdout.strip().splitlines()[-1])["unsent"]
-        assert unsent["records"] > 0 and str(left_behind) in unsent["spools"], during.stdout + during.stderr
-        assert "replayed" in out and "tracking record(s) that trials could not send" in out
+        assert unsent["records"] > 0 and str(left_behind) in unsent["spools"], unsent
+        assert "replayed" in out and "tracking record(s) that trials could not send" in out, out
+        after = cli(["sweep", "status", name, "--storage", str(tmp_path), "--json"], ray_cluster, server.url)
+        assert json.loads(after.stdout.strip().splitlines()[-1])["unsent"] == {"records": 0, "spools": []}
         assert not list((tmp_path / name).rglob("*.spool.jsonl")), "records left in a spool"
         parent, kids = children(client, name)
         assert len(kids) == 2 and all(k.info.status == "FINISHED" for k in kids), [k.info.status for k in kids]
