@@ -9,8 +9,8 @@ place's constant tint and chroma by lightness (fitted on the N adaptation tiles 
 and the adapted model.
 
 Budgets are steps (:data:`STEPS_PER_MIN`, the idle 2-core rate of this CPU), so results do not depend on what else
-shares the machine; each run keeps what the smaller budgets of :data:`MINUTES` would have delivered along the way. Seeds vary the
-inner split and the tuning; the pool and test parts are fixed. Target (issue 28): adapted Delta E at least 15% below
+shares the machine; each run keeps what the smaller budgets of :data:`MINUTES` would have delivered along the way.
+Seeds vary the inner split and the tuning; the pool and test parts are fixed. Target (issue 28): adapted Delta E at least 15% below
 the place's best prior with CIs apart, and below the gray copy, on every region.
 """
 
@@ -74,15 +74,12 @@ def score_model(model: Any, test: Any) -> dict[str, Any]:
 
 
 def baseline_arms(part: Any, test: Any) -> dict[str, dict[str, np.ndarray]]:
-    from aircolor.adapt.tune import delivered_u8
+    from aircolor.adapt.fallback import prior_images
     from aircolor.colorize.source import load_model
     from aircolor.metrics.priors import fit_priors
 
-    priors = fit_priors(part.gray, part.color)
-    zeros = torch.zeros(len(test), 2, *test.gray.shape[-2:])
-    out = {"gray": per_tile(delivered_u8(test.gray, zeros), test.color)}
-    for name in ("tint", "lightness"):
-        out[name] = per_tile(priors.deliver(name, test.gray).mul(255).round().to(torch.uint8), test.color)
+    images = prior_images(fit_priors(part.gray, part.color), test.gray)
+    out = {name: per_tile(delivered, test.color) for name, delivered in images.items()}
     model, _, _ = load_model("default", device=torch.device("cpu"))
     out["default"] = score_model(model, test)
     return out

@@ -144,7 +144,10 @@ def load_tiles(args: argparse.Namespace, size: int, tile_cache: Path) -> tuple[A
         raise UsageError("--like and --bbox: give one of them")
     if args.bbox and not (math.isfinite(args.resolution) and args.resolution > 0):
         raise UsageError(f"--resolution {args.resolution}: must be above 0 metres")
-    footprints = like_footprints(args.like, getattr(args, "like_flag", "--like")) if args.like else [bbox_footprint(tuple(args.bbox), args.resolution)]
+    if args.like:
+        footprints = like_footprints(args.like, getattr(args, "like_flag", "--like"))
+    else:
+        footprints = [bbox_footprint(tuple(args.bbox), args.resolution)]
     what = f"{len(args.like)} photo footprint(s)" if args.like else "the box " + " ".join(map(str, args.bbox))
     return load_georeferenced(args, footprints, size, args.scale, tile_cache), f"{args.modern} over {what}"
 

@@ -31,6 +31,23 @@ def prior_table(priors: ColorPriors, name: str) -> torch.Tensor:
     return torch.tensor(priors.lightness, dtype=torch.float32)
 
 
+def prior_chroma(priors: ColorPriors, name: str, gray_u8: torch.Tensor) -> torch.Tensor:
+    """(N, 2, H, W) a*b* the prior ``name`` gives gray tiles (the gray copy: none)."""
+    if name == "gray":
+        return torch.zeros(gray_u8.size(0), 2, *gray_u8.shape[-2:])
+    return priors.chroma(name, gray_u8)
+
+
+def prior_images(priors: ColorPriors, gray_u8: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The delivered uint8 images of the gray copy and each prior."""
+    return {name: delivered_u8(gray_u8, prior_chroma(priors, name, gray_u8)) for name in PRIOR_NAMES}
+
+
+def prior_tiles(priors: ColorPriors, gray_u8: torch.Tensor, color_u8: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-tile Delta E of the gray copy and each prior."""
+    return {name: tile_delta_e(images, color_u8) for name, images in prior_images(priors, gray_u8).items()}
+
+
 @dataclass
 class Delivery:
     prior: str                        # the prior blended toward
@@ -72,7 +89,7 @@ def choose_delivery(network_ab: torch.Tensor, priors: ColorPriors, gray_u8: torc
     network = tile_delta_e(delivered_u8(gray_u8, network_ab), color_u8)
     scores: dict[tuple[str, float], np.ndarray] = {("gray", 1.0): network}   # alpha 1: the network alone
     for name in PRIOR_NAMES:
-        prior_ab = torch.zeros_like(network_ab) if name == "gray" else priors.chroma(name, gray_u8)
+        prior_ab = prior_chroma(priors, name, gray_u8)
         for alpha in ALPHAS[:-1]:
             ab = alpha * network_ab + (1 - alpha) * prior_ab
             scores[(name, alpha)] = tile_delta_e(delivered_u8(gray_u8, ab), color_u8)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from aircolor.adapt.card import arm_rows, card_text
-from aircolor.adapt.fallback import ALPHAS, PRIOR_NAMES, Delivery, choose_delivery, prior_table
+from aircolor.adapt.fallback import ALPHAS, PRIOR_NAMES, Delivery, choose_delivery, prior_table, prior_tiles
 from aircolor.adapt.place_tiles import PlaceTiles, split_blocks
 from aircolor.adapt.tune import TuneOptions, TuneResult, delivered_u8, fine_tune, predict_ab, tile_delta_e
 from aircolor.errors import UsageError
@@ -101,10 +101,7 @@ def split_place(tiles: PlaceTiles, model: Any, val_fraction: float, seed: int, w
     train, val = split_blocks(tiles, val_fraction, seed, where)
     priors = fit_priors(train.gray, train.color)
     start_tiles = tile_delta_e(delivered_u8(val.gray, predict_ab(model, val.gray)), val.color)
-    references = {name: float(tile_delta_e(priors.deliver(name, val.gray).mul(255).round().to(torch.uint8),
-                                           val.color).mean()) for name in ("tint", "lightness")}
-    references["gray"] = float(tile_delta_e(delivered_u8(val.gray, torch.zeros(len(val), 2, *val.gray.shape[-2:])),
-                                            val.color).mean())
+    references = {name: float(v.mean()) for name, v in prior_tiles(priors, val.gray, val.color).items()}
     if getattr(model.G, "alpha", None) is not None:
         model.G.alpha.fill_(1.0)  # an adapted start: tune its network alone
     return PlaceSplit(train, val, priors, references, start_tiles)
@@ -155,12 +152,8 @@ def adapt(tiles: PlaceTiles, source: str, model: Any, cfg: Any, start: str, opti
 
 def _test_arms(adapted: Any, place: PlaceSplit, test: PlaceTiles, start_test: np.ndarray) -> dict[str, np.ndarray]:
     """Per-tile Delta E on the held-out test blocks: the adapted model, the start, the gray copy and the priors."""
-    zeros = torch.zeros(len(test), 2, *test.gray.shape[-2:])
-    arms = {"delivered": tile_delta_e(delivered_u8(test.gray, predict_ab(adapted, test.gray)), test.color),
-            "start": start_test, "gray": tile_delta_e(delivered_u8(test.gray, zeros), test.color)}
-    for name in ("tint", "lightness"):
-        arms[name] = tile_delta_e(place.priors.deliver(name, test.gray).mul(255).round().to(torch.uint8), test.color)
-    return arms
+    return {"delivered": tile_delta_e(delivered_u8(test.gray, predict_ab(adapted, test.gray)), test.color),
+            "start": start_test, **prior_tiles(place.priors, test.gray, test.color)}
 
 
 def _record(options: AdaptOptions, source: str, start: str, train: PlaceTiles, val: PlaceTiles, tuned: TuneResult,
