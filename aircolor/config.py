@@ -89,6 +89,13 @@ class ModelConfig:
     lambda_GAN: float = _f(1.0, "weight of G's adversarial term(s); 0 = pure regression (the discriminators take no "
                                 "steps)", ge=0)
     lambda_L1: float | None = _f(None, "L1 weight (pix2pix 100, BicycleGAN 10)", ge=0)
+    recon_loss: Literal["l1", "l2"] = _f("l1", "pix2pix: the reconstruction term lambda_L1 weighs (l2: the squared "
+                                               "error, whose optimum is the conditional mean: duller where unsure)")
+    ab_bins: float = _f(0.0, "Lab pix2pix: classify a*b* over a grid of bins this many a*b* units wide (cross-entropy "
+                             "weighted by lambda_L1), delivered as the expectation; 0 = regress a*b*", ge=0, le=48)
+    target_tint: float = _f(0.0, "Lab pix2pix: a random global a*b* shift of the ground truth per image, uniform "
+                                 "in +-this many a*b* units, with a chroma scale uniform in 1 +- this/20 (teaches "
+                                 "that a region's tint is uncertain; 0 = off)", ge=0, le=50)
     lambda_A: float = _f(10.0, "CycleGAN cycle loss A->B->A", ge=0)
     lambda_B: float = _f(10.0, "CycleGAN cycle loss B->A->B", ge=0)
     lambda_identity: float = _f(0.5, "CycleGAN identity loss, relative to lambda_A/B", ge=0)
@@ -240,6 +247,15 @@ def _check_choices(cfg: RunConfig, origins: dict[str, str]) -> None:
     if d.load_size is not None and d.load_size < d.size:
         raise ConfigError(f"{where('data.load_size')}: data.load_size ({d.load_size}) must be >= data.size "
                           f"({d.size}): the random crop is taken from the resized image")
+    if m.ab_bins and (d.color_space != "lab" or m.family != "pix2pix"):
+        raise ConfigError(f"{where('model.ab_bins')}: model.ab_bins needs pix2pix with data.color_space 'lab' (it "
+                          "classifies a*b*)")
+    if m.ab_bins and m.ab_bins < 2:
+        raise ConfigError(f"{where('model.ab_bins')}: model.ab_bins is a bin width in a*b* units (2 to 48, e.g. "
+                          f"8), got {m.ab_bins}")
+    if m.target_tint and d.color_space != "lab":
+        raise ConfigError(f"{where('model.target_tint')}: model.target_tint needs data.color_space 'lab' (it shifts "
+                          "the ground truth's a*b*)")
     if d.color_space == "lab" and m.family != "pix2pix":
         raise ConfigError(f"{where('data.color_space')}: data.color_space 'lab' is only defined for pix2pix "
                           f"(the study's factor 3), not for {m.family!r}; use 'rgb'")

@@ -17,7 +17,7 @@ ATTRIBUTION = """\
 | Massachusetts (1 m) | MassGIS orthoimagery via V. Mnih's Massachusetts Roads Dataset (200-image subset in `parth1620/Road_seg_dataset`) | MassGIS data reported public domain; the dataset has no licence file. Cite Mnih, *Machine Learning for Aerial Image Labeling*, PhD thesis, University of Toronto, 2013 |
 | North Dakota (1 m) | USDA NAIP (crops in `opengeos/data`) | US Government work, public domain. "USDA Farm Service Agency, National Agriculture Imagery Program (NAIP)" |
 | Kampala (0.07-0.3 m) | OpenAerialMap chips in `hotosm/fAIr-utilities` | CC BY 4.0: "Imagery (c) OpenAerialMap contributors" |
-| Zanzibar, Nairobi (0.15-0.3 m), test only | OpenAerialMap chips in `hotosm/fAIr-utilities` (HOT fAIr training data) | CC BY 4.0: "Imagery (c) OpenAerialMap contributors, CC BY 4.0; chips from HOT fAIr training data" |
+| Zanzibar, Nairobi (0.15-0.3 m) | OpenAerialMap chips in `hotosm/fAIr-utilities` (HOT fAIr training data) | CC BY 4.0: "Imagery (c) OpenAerialMap contributors, CC BY 4.0; chips from HOT fAIr training data" |
 """
 
 
@@ -60,6 +60,54 @@ lightness at full resolution.
 ## How well it colours (held-out test tiles, delivered image)
 
 {table}
+
+## Recipe
+
+```yaml
+{recipe_text.strip()}
+```
+
+## Training tiles: sources, licences, attribution
+
+{ATTRIBUTION}
+Only image bytes were copied from those repositories; no code was taken.
+"""
+
+
+def cautious_card(meta: dict[str, Any], loro: str, in_domain: str, size_bytes: int, recipe_text: str,
+                  blend: str) -> str:
+    """The card of the default model trained on every region and delivered through its cautious blend."""
+    loro = "\n".join(line for line in loro.splitlines() if not line.startswith("# "))
+    in_domain = "\n".join(line for line in in_domain.splitlines() if not line.startswith("# "))
+    return f"""# aircolor's default model
+
+`aircolor colorize INPUT... --out DIR` with no `--model` uses this generator (offline; it ships inside the
+package), and `aircolor adapt` starts from it. It is a pix2pix U-Net that predicts a\\*b\\* from the gray photo's
+L\\*; the output keeps the input's own lightness at full resolution.
+
+- **Delivered colours: cautious.** Off-domain a colorizer's colours are unsure and every learned colorizer
+  measured so far lost to the gray copy somewhere, so the network's chroma is delivered as **{blend}** (the prior
+  fitted on the training tiles). The blend was chosen by leave-one-region-out (below): the one with the lowest
+  Delta E relative to the gray copy over held-out regions. It is a buffer in the weights
+  (`model.place_blend`); `aircolor adapt` re-fits it on your place's own imagery, which is what to do for real
+  colours (README, colour section).
+- **File:** `generator.pt`, {size_bytes / 1e6:.1f} MB (float16 weights), loadable with
+  `torch.load(..., weights_only=True)`; `aircolor.models.exported.load_generator` returns the model and its config.
+- **Trained by:** `python -m benchmarks.quality --protocol loro --ship aircolor/default_model` (the recipe trained
+  once more, seed 0, on every region), recipe `{meta['recipe']}` ({meta['recipe_summary']}).
+- **Training data:** {meta['n_train']} real 256 px colour orthophoto tiles of all five shared regions
+  ({meta['train_regions']}), shown at the recipe's tile size, split by source image / spatial blocks so that no
+  tile's neighbours are in the test set.
+- **Tile size and scale:** the training tiles are 1 m/px (Massachusetts, North Dakota) and 0.07-0.3 m/px (Kampala,
+  Zanzibar, Nairobi) shown at half resolution. For scans much finer than that, pass `--scale`.
+
+## How well it colours on a region it never saw (leave one region out)
+
+{loro}
+
+## In-domain test tiles of the shipped network (before the blend)
+
+{in_domain}
 
 ## Recipe
 

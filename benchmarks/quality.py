@@ -50,11 +50,11 @@ def region_of(name: str) -> str:
     return REGIONS.get(name.split("__", 1)[0], name.split("__", 1)[0])
 
 
-def prepare_data(src: Path, work: Path, *, size: int, holdout: str, split_seed: int) -> Path:
+def prepare_data(src: Path, work: Path, *, size: int, holdout: str, split_seed: int, group_by: str = GROUP_BY) -> Path:
     from aircolor.data.prepare import PrepareOptions, prepare
 
     out = work / f"data-{size}"
-    options = PrepareOptions(size=size, split=(0.75, 0.1, 0.15), seed=split_seed, group_by=GROUP_BY, holdout=holdout)
+    options = PrepareOptions(size=size, split=(0.75, 0.1, 0.15), seed=split_seed, group_by=group_by, holdout=holdout)
     prepare(src, out, options=options, workers=2, force=True)
     return out
 
@@ -156,9 +156,11 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     met = [r for r in rows if r["arm"] == "recipe" and r["region"] in meta["held_out_regions"]]
     if meta.get("skipped"):
         lines += ["", "Folds skipped: " + "; ".join(meta["skipped"])]
-    lines += ["", "Target on every region held out whole: " + (
-        "**met**" if met and all(r["target_met"] for r in met) else
-        "**not met** (" + "; ".join(f"{r['region']}: {r['gain']:+.1%}" for r in met) + ")"), ""]
+    if meta["held_out_regions"]:
+        lines += ["", "Target on every region held out whole: " + (
+            "**met**" if met and all(r["target_met"] for r in met) else
+            "**not met** (" + "; ".join(f"{r['region']}: {r['gain']:+.1%}" for r in met) + ")")]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -192,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="holdout: the --holdout regions test-only (default); loro: leave one region out, each in turn "
                         "(five trainings per seed; writes quality_loro.*); place: adapt the default model to part of "
                         "each region and score the rest (writes quality_place.*; see benchmarks/quality_place.py)")
+    p.add_argument("--folds", help="loro: only these held-out regions (comma-separated names, e.g. Nairobi,Zanzibar)")
     p.add_argument("--fresh", action="store_true", help="place: forget the finished runs kept under --work")
     p.add_argument("--ship", type=Path, help="copy seed 0's generator here as the package's default model")
     args = p.parse_args(argv)
@@ -202,13 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     extra = args.overrides + (["train.n_epochs=2", "train.n_epochs_decay=2"] if args.quick else [])
     if args.protocol == "loro":
+        from benchmarks.quality_loro import leave_one_region_out
+
         return leave_one_region_out(args, seeds, extra)
     if args.protocol == "place":
         from benchmarks.quality_place import run_place
 
         return run_place(args, seeds)
     rows, meta, samples, generators = run_fold(args, args.holdout, args.work, seeds, extra)
-    _write_results(args.out, "quality", rows, meta)
+    write_results(args.out, "quality", rows, meta)
     sample_grid(samples, args.out / "quality_samples.png")
     if args.ship:
         from benchmarks.model_card import card, export_half
@@ -220,13 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_fold(args: argparse.Namespace, holdout: str, work: Path, seeds: list[int],
-             extra: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any], list[Path]]:
-    """Prepare with ``holdout`` held out whole, train every seed, score: (rows, meta, samples, generators)."""
+def run_fold(args: argparse.Namespace, holdout: str, work: Path, seeds: list[int], extra: list[str], *,
+             data: Path | None = None, group_by: str = GROUP_BY,
+             ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any], list[Path]]:
+    """Prepare ``data`` (default ``args.data``) with ``holdout`` held out whole, train every seed, score:
+    (rows, meta, samples, generators)."""
     from benchmarks.env import environment
 
     probe = recipe_config(args.recipe, work, work, 0, extra)
-    root = prepare_data(args.data, work, size=probe.data.size, holdout=holdout, split_seed=0)
+    root = prepare_data(data or args.data, work, size=probe.data.size, holdout=holdout, split_seed=0,
+                        group_by=group_by)
     generators, minutes = [], []
     for seed in seeds:
         generator, seconds = train(recipe_config(args.recipe, root, work / f"runs-seed{seed}", seed, extra))
@@ -248,37 +256,12 @@ def run_fold(args: argparse.Namespace, holdout: str, work: Path, seeds: list[int
     return summarize(arms, names), meta, samples, generators
 
 
-def leave_one_region_out(args: argparse.Namespace, seeds: list[int], extra: list[str]) -> int:
-    """Every region held out once (trained on the other four); the held-out region's rows of each fold."""
-    from aircolor.errors import UsageError
-
-    rows, metas, skipped = [], [], []
-    for folder, label in REGIONS.items():
-        try:
-            fold_rows, meta, _, _ = run_fold(args, f"^{folder}/", args.work / f"loro-{folder}", seeds, extra)
-        except UsageError as exc:  # e.g. the other regions' groups cannot fill a validation split
-            print(f"quality: fold {label} skipped: {exc}", file=sys.stderr)
-            skipped.append(f"{label} ({exc})")
-            continue
-        rows += [r for r in fold_rows if r["region"] == label]
-        metas.append(meta)
-    if not metas:
-        print("quality: every leave-one-region-out fold was skipped", file=sys.stderr)
-        return 1
-    meta = {**metas[0], "held_out_regions": [r["region"] for r in rows], "n_train": "4 regions",
-            "skipped": skipped,
-            "train_regions": "the other four regions, in turn", "n_test": sum(r["n_tiles"] for r in rows) // 4,
-            "train_minutes": float(np.mean([m["train_minutes"] for m in metas]))}
-    _write_results(args.out, "quality_loro", rows, meta)
-    print(markdown(rows, meta))
-    return 0
-
-
-def _write_results(out: Path, stem: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+def write_results(out: Path, stem: str, rows: list[dict[str, Any]], meta: dict[str, Any], *,
+                  text: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     env = meta.pop("env", None)
     _write(out / f"{stem}.jsonl", "".join(json.dumps({**r, "meta": meta, "env": env}) + "\n" for r in rows))
-    _write(out / f"{stem}.md", markdown(rows, meta))
+    _write(out / f"{stem}.md", text if text is not None else markdown(rows, meta))
 
 
 def _write(path: Path, text: str) -> None:

@@ -66,7 +66,7 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _position(rel: str) -> tuple[str, float, float, float] | None:
+def name_position(rel: str) -> tuple[str, float, float, float] | None:
     """(frame, x, y, frame units per image pixel) of a file's top-left corner from its name, or None. Web-map
     tiles: normalised Web-Mercator units (a zoom-z tile is 2**-z wide)."""
     stem = Path(rel).stem
@@ -242,5 +242,5 @@ def load_folder(folder: Path, size: int, scale: float = 1.0) -> PlaceTiles:
             rgb, alpha = _open_rgb(path)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise UsageError(f"--modern {path}: cannot read the image ({exc}); remove it or fix it") from None
-        collector.add(rgb, alpha, rel, _position(rel))
+        collector.add(rgb, alpha, rel, name_position(rel))
     return collector.tiles(f"--modern {folder}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import tempfile
@@ -76,12 +75,9 @@ def load_start(spec: str, device: torch.device, tracking_uri: str | None) -> tup
 def _adapted_model(cfg: Any, model: Any, delivery: Delivery, priors: Any, device: torch.device) -> tuple[Any, Any]:
     """A model with the tuned network and the chosen blend in its weights, and its config."""
     from aircolor.adapt.tune import generator_net
-    from aircolor.models.zoo import build_model
+    from aircolor.models.place_blend import blended
 
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, place_blend=True))
-    adapted = build_model(cfg)
-    adapted.G.net.load_state_dict(generator_net(model).state_dict())
-    adapted.G.set_blend(prior_table(priors, delivery.prior), delivery.alpha)
+    adapted, cfg = blended(cfg, generator_net(model), prior_table(priors, delivery.prior), delivery.alpha)
     return adapted.prepare(device).eval(), cfg
 
 

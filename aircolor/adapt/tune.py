@@ -52,8 +52,10 @@ class TuneResult:
 
 def generator_net(model: Any) -> torch.nn.Module:
     """The network that tuning trains: ``model.G`` (inside a :class:`PlaceBlend`, the wrapped network)."""
+    from aircolor.models.place_blend import PlaceBlend
+
     net = model.G
-    return getattr(net, "net", net)
+    return net.net if isinstance(net, PlaceBlend) else net
 
 
 def predict_ab(model: Any, gray_u8: torch.Tensor, batch_size: int = 32) -> torch.Tensor:

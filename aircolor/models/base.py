@@ -77,6 +77,11 @@ class GANModel(nn.Module):
     # ------------------------------------------------------------------ building
     def _generator(self, input_nc: int, output_nc: int, *, prefix: str = "", **extra: Any) -> nn.Module:
         m = self.cfg.model
+        lab_chroma = output_nc == 2 and input_nc == 1 and self.color_space == "lab"
+        if m.ab_bins and lab_chroma:
+            from aircolor.models.binned_chroma import n_bins
+
+            output_nc = n_bins(m.ab_bins)
         try:
             net = GENERATORS.build(prefix + str(m.netG), input_nc=input_nc, output_nc=output_nc, ngf=m.ngf, norm=m.norm,
                                    dropout=bool(m.dropout), size=self.cfg.data.size, antialias=bool(m.antialias),
@@ -84,6 +89,11 @@ class GANModel(nn.Module):
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"model.netG {m.netG!r}: {exc.args[0]}") from None
         net = init_weights(net, str(m.init_type), m.init_gain)
+        if m.ab_bins and lab_chroma:
+            from aircolor.models.binned_chroma import BinnedChroma
+
+            net = BinnedChroma(net, m.ab_bins)
+            output_nc = 2
         if m.place_blend and output_nc == 2 and input_nc == 1:
             from aircolor.models.place_blend import PlaceBlend
 

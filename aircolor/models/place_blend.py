@@ -9,6 +9,9 @@ buffers: they travel in the generator's weights, so every tool that loads a mode
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -46,3 +49,15 @@ class PlaceBlend(nn.Module):
         if alpha <= 0.0:
             return self.prior(x)
         return alpha * self.net(x) + (1.0 - alpha) * self.prior(x)
+
+
+def blended(cfg: Any, net: nn.Module, table_ab: torch.Tensor, alpha: float) -> tuple[Any, Any]:
+    """A model (and its config) whose generator is ``net`` blended toward ``table_ab`` with weight ``alpha``: what
+    ``aircolor adapt`` writes, and the default model's cautious delivery."""
+    from aircolor.models.zoo import build_model
+
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, place_blend=True))
+    model = build_model(cfg)
+    model.G.net.load_state_dict(net.state_dict())
+    model.G.set_blend(table_ab, alpha)
+    return model, cfg
