@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from benchmarks.quality import REGIONS, markdown, region_of, run_fold, write_results
-from benchmarks.quality_shrink import SHRINK_ALPHAS, choose, nested_rows, shrink_markdown
+from benchmarks.quality_shrink import ENTROPY_ALPHAS, ENTROPY_POWERS, SHRINK_ALPHAS, choose, nested_rows, shrink_markdown
 
 # The view's block prefix first (leftmost match wins), then Massachusetts' source images.
 LORO_GROUP_BY = r"/(blk[A-Za-z]+\d+)--|(\d+)_15_"
@@ -62,9 +63,10 @@ def blend_scores(fold: Path, region: str, seeds: list[int]) -> Path:
     fold's training split) with every weight in ``SHRINK_ALPHAS``: ``fold/blends.npz`` (keys ``prior:alpha:seed``,
     ``prior:0`` for the prior alone, ``network:seed`` for the network alone), the
     material of the cautious-shrink arm (:func:`nested_shrink`)."""
-    from aircolor.adapt.fallback import PRIOR_NAMES, prior_chroma
+    from aircolor.adapt.fallback import PRIOR_NAMES, prior_chroma, prior_table
     from aircolor.adapt.tune import delivered_u8, predict_ab, tile_delta_e
     from aircolor.models.exported import load_generator
+    from aircolor.models.place_blend import blended
     from aircolor.training.evaluation import EvalSet, Evaluator
 
     root = _data_root(fold)
@@ -82,13 +84,18 @@ def blend_scores(fold: Path, region: str, seeds: list[int]) -> Path:
     for name, prior in priors.items():            # alpha 0: the prior alone, the same for every seed
         out[f"{name}:0"] = tile_delta_e(delivered_u8(gray, prior), real)
     for seed, path in zip(seeds, generators):
-        model, _ = load_generator(path)
+        model, cfg = load_generator(path)
         network = predict_ab(model, gray)
         out[f"network:{seed}"] = tile_delta_e(delivered_u8(gray, network), real)
         for name, prior in priors.items():
             for alpha in SHRINK_ALPHAS[1:-1]:
                 ab = alpha * network + (1 - alpha) * prior
                 out[f"{name}:{alpha:g}:{seed}"] = tile_delta_e(delivered_u8(gray, ab), real)
+            if cfg.model.ab_bins:   # a*b* classified: also weigh the network per pixel by its confidence
+                for alpha, power in itertools.product(ENTROPY_ALPHAS, ENTROPY_POWERS):
+                    weighted, _ = blended(cfg, model.G, prior_table(ev.priors, name), alpha, power)
+                    ab = predict_ab(weighted.eval(), gray)
+                    out[f"{name}:{alpha:g}:e{power:g}:{seed}"] = tile_delta_e(delivered_u8(gray, ab), real)
     path = fold / "blends.npz"
     np.savez(path, **out)
     return path
@@ -148,7 +155,7 @@ def leave_one_region_out(args: argparse.Namespace, seeds: list[int], extra: list
     return 0
 
 
-def ship_cautious(args: argparse.Namespace, extra: list[str], view: Path, choice: tuple[str, float],
+def ship_cautious(args: argparse.Namespace, extra: list[str], view: Path, choice: tuple[str, float, float],
                   loro_text: str) -> None:
     """Train the recipe on every region (seed 0) and write it, with the blend ``choice``, as the default model."""
     import tempfile
@@ -169,7 +176,7 @@ def ship_cautious(args: argparse.Namespace, extra: list[str], view: Path, choice
     root = _data_root(args.work / "all-regions")
     ev = Evaluator(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(root))), torch.device("cpu"),
                    root / "eval")
-    shipped, shipped_cfg = blended(cfg, generator_net(model), prior_table(ev.priors, choice[0]), choice[1])
+    shipped, shipped_cfg = blended(cfg, generator_net(model), prior_table(ev.priors, choice[0]), choice[1], choice[2])
     with tempfile.TemporaryDirectory() as tmp:
         full = export_generator(shipped, shipped_cfg, Path(tmp) / "generator.pt")
         size = export_half(full, args.ship / "generator.pt")

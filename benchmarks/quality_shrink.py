@@ -15,24 +15,37 @@ import numpy as np
 
 from benchmarks.quality_stats import bootstrap_ci, gain
 
-Choice = tuple[str, float]          # (prior, alpha); alpha 1 is the network alone
+Choice = tuple[str, float, float]   # (prior, alpha, entropy power); alpha 1 and power 0: the network alone
 SHRINK_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)   # quarter steps: the choice is made across regions, finer hardly pays
+ENTROPY_ALPHAS = (0.5, 0.75, 1.0)   # networks that classify a*b*: alpha * confidence ** power per pixel
+ENTROPY_POWERS = (1.0, 2.0)
 
 
-def choices() -> list[Choice]:
+def choices(regions: dict[str, Any] | None = None) -> list[Choice]:
+    """Every blend; with ``regions``, the entropy-weighted ones only where every region has their scores."""
     from aircolor.adapt.fallback import PRIOR_NAMES
 
-    return [("network", 1.0)] + [(name, alpha) for name in PRIOR_NAMES for alpha in SHRINK_ALPHAS[:-1]]
+    out: list[Choice] = [("network", 1.0, 0.0)]
+    out += [(name, alpha, 0.0) for name in PRIOR_NAMES for alpha in SHRINK_ALPHAS[:-1]]
+    entropy = [(name, alpha, power) for name in PRIOR_NAMES for alpha in ENTROPY_ALPHAS for power in ENTROPY_POWERS]
+    if regions is not None:
+        entropy = [c for c in entropy if all(_key(c, 0) in b for b in regions.values())]
+    return out + entropy
+
+
+def _key(choice: Choice, seed: int) -> str:
+    prior, alpha, power = choice
+    return f"{prior}:{alpha:g}:e{power:g}:{seed}" if power else f"{prior}:{alpha:g}:{seed}"
 
 
 def tiles(blends: Any, choice: Choice, seeds: list[int]) -> list[np.ndarray]:
     """Per-tile Delta E of ``choice`` on one region, one array per seed."""
-    prior, alpha = choice
-    if alpha >= 1.0:
+    prior, alpha, power = choice
+    if alpha >= 1.0 and not power:
         return [blends[f"network:{s}"] for s in seeds]
     if alpha <= 0.0:
         return [blends[f"{prior}:0"]] * len(seeds)
-    return [blends[f"{prior}:{alpha:g}:{s}"] for s in seeds]
+    return [blends[_key(choice, s)] for s in seeds]
 
 
 def relative(blends: Any, choice: Choice, seeds: list[int]) -> float:
@@ -43,7 +56,7 @@ def relative(blends: Any, choice: Choice, seeds: list[int]) -> float:
 def choose(regions: dict[str, Any], seeds: list[int], exclude: str | None = None) -> Choice:
     """The blend with the lowest mean relative Delta E over ``regions`` (without ``exclude``); ties: more network."""
     others = [b for r, b in regions.items() if r != exclude]
-    return min(choices(), key=lambda c: (np.mean([relative(b, c, seeds) for b in others]), -c[1]))
+    return min(choices(regions), key=lambda c: (np.mean([relative(b, c, seeds) for b in others]), -c[1], c[2]))
 
 
 def nested_rows(regions: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:
@@ -56,7 +69,7 @@ def nested_rows(regions: dict[str, Any], seeds: list[int]) -> list[dict[str, Any
         runs = tiles(blends, choice, seeds)
         ours = np.mean(runs, axis=0)
         arms = {name: blends[f"{name}:0"] for name in PRIOR_NAMES}
-        network = np.mean(tiles(blends, ("network", 1.0), seeds), axis=0)
+        network = np.mean(tiles(blends, ("network", 1.0, 0.0), seeds), axis=0)
         best = min(("tint", "lightness"), key=lambda a: arms[a].mean())
         g, lo, hi = gain(runs, arms[best])
         g_gray, lo_gray, hi_gray = gain(runs, arms["gray"])
@@ -76,11 +89,13 @@ def nested_rows(regions: dict[str, Any], seeds: list[int]) -> list[dict[str, Any
 def blend_label(choice: Choice) -> str:
     from aircolor.adapt.fallback import PRIOR_NAMES
 
-    prior, alpha = choice
-    if alpha >= 1.0:
+    prior, alpha, power = choice
+    if alpha >= 1.0 and not power:
         return "network alone"
     if alpha <= 0.0:
         return PRIOR_NAMES[prior]
+    if power:
+        return f"network weighted {alpha:.3g} x confidence^{power:g} per pixel, the rest {PRIOR_NAMES[prior]}"
     return f"{alpha:.3g} network + {1 - alpha:.3g} {PRIOR_NAMES[prior]}"
 
 

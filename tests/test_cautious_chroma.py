@@ -106,3 +106,26 @@ def test_adapt_tunes_the_binned_generator_itself_not_its_inner_network() -> None
     assert generator_net(model) is model.G
     wrapped, cfg = blended(model.cfg, model.G, torch.zeros(N_BINS, 2), 0.5)
     assert isinstance(generator_net(wrapped), BinnedChroma) and cfg.model.place_blend and cfg.model.ab_bins == 8
+
+
+def test_an_entropy_weighted_blend_leans_on_the_table_where_the_network_is_unsure() -> None:
+    from aircolor.metrics.priors import N_BINS
+    from aircolor.models.place_blend import PlaceBlend, blended
+
+    torch.manual_seed(0)
+    model = build_named("pix2pix", [*LAB, "model.ab_bins=8"])
+    table = torch.full((N_BINS, 2), 20.0)
+    weighted, _ = blended(model.cfg, model.G, table, 0.75, 2.0)
+    x = lab_batch()["A"]
+    with torch.no_grad():
+        out, logits = model.G(x, with_logits=True)
+        weight = 0.75 * model.G.confidence(logits) ** 2
+        assert float(weight.min()) >= 0 and float(weight.max()) <= 0.75
+        expected = weight * out + (1 - weight) * 20.0 / 110
+        assert torch.allclose(weighted.G(x), expected, atol=1e-5)
+    old_state = {k: v for k, v in weighted.G.state_dict().items() if k != "entropy_power"}  # written before it
+    fresh = PlaceBlend(model.G)
+    fresh.load_state_dict(old_state)
+    assert float(fresh.entropy_power) == 0.0
+    with pytest.raises(ValueError, match="ab_bins"):
+        PlaceBlend(torch.nn.Identity()).set_blend(table, 0.5, 1.0)

@@ -51,12 +51,12 @@ def test_the_blend_scored_on_a_region_is_chosen_on_the_others() -> None:
         return d
 
     regions = {"hazy": region(7.0, 11.0), "vivid": region(16.0, 10.0), "other": region(8.0, 8.5)}
-    assert choose(regions, [0], exclude="vivid") == ("gray", 0.0)     # the two dull regions want no colour
-    assert choose({"vivid": regions["vivid"]}, [0]) == ("network", 1.0)
+    assert choose(regions, [0], exclude="vivid") == ("gray", 0.0, 0.0)     # the two dull regions want no colour
+    assert choose({"vivid": regions["vivid"]}, [0]) == ("network", 1.0, 0.0)
     rows = {r["region"]: r for r in nested_rows(regions, [0])}
-    assert rows["vivid"]["choice"] == ["gray", 0.0] and not rows["vivid"]["beats_gray"]
+    assert rows["vivid"]["choice"] == ["gray", 0.0, 0.0] and not rows["vivid"]["beats_gray"]
     assert rows["vivid"]["delta_e2000"] == pytest.approx(16.0)         # its own better choice was not allowed
-    assert rows["hazy"]["choice"] == ["network", 1.0] and not rows["hazy"]["not_above_gray"]  # the others' pick
+    assert rows["hazy"]["choice"] == ["network", 1.0, 0.0] and not rows["hazy"]["not_above_gray"]  # the others' pick
 
 
 def test_every_fold_scores_its_held_out_region_with_a_nested_cautious_blend(loro_run: Path) -> None:
@@ -82,10 +82,10 @@ def test_the_shipped_default_delivers_the_blend_chosen_on_all_regions(loro_run: 
     from aircolor.models.place_blend import PlaceBlend
 
     meta = json.loads((loro_run / "results" / "quality_loro.jsonl").read_text().splitlines()[0])["meta"]
-    prior, alpha = meta["shipped_blend"]
+    prior, alpha, power = meta["shipped_blend"]
     model, cfg = load_generator(loro_run / "ship" / "generator.pt")
     assert isinstance(model.G, PlaceBlend) and cfg.model.place_blend
-    assert float(model.G.alpha) == pytest.approx(alpha)
+    assert float(model.G.alpha) == pytest.approx(alpha) and power == 0 == float(model.G.entropy_power)
     if prior == "gray":
         assert float(model.G.table.abs().max()) == 0.0
     gray = torch.rand(2, 1, 32, 32) * 2 - 1

@@ -8,6 +8,8 @@ wrapped network's tanh outputs are scaled into logits, so every generator archit
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,6 +45,12 @@ class BinnedChroma(nn.Module):
         """The expected a*b* / AB_SCALE (B, 2, H, W) under the class probabilities."""
         probs = F.softmax(logits.float(), dim=1)
         return torch.einsum("bkhw,kc->bchw", probs, self.centers).to(logits.dtype)
+
+    def confidence(self, logits: torch.Tensor) -> torch.Tensor:
+        """1 - the normalised predictive entropy (B, 1, H, W): 1 where one bin takes all, 0 where all are equal."""
+        logp = F.log_softmax(logits.float(), dim=1)
+        entropy = -(logp.exp() * logp).sum(1, keepdim=True)
+        return (1.0 - entropy / math.log(logits.size(1))).clamp(0.0, 1.0).to(logits.dtype)
 
     def targets(self, b: torch.Tensor) -> torch.Tensor:
         """The bin (B, H, W) of every pixel of the ground truth ``b`` (a*b* / AB_SCALE)."""

@@ -4,7 +4,9 @@ Under a shift of region a model's conditional colours are wrong while the place'
 input-L* bin, :mod:`aircolor.metrics.priors`) is right on average, so the adapted model delivers
 ``alpha * G(L) + (1 - alpha) * table[bin(L)]``, with ``alpha`` and the table fitted on the place's own imagery
 (``alpha`` 0: the table alone, the fallback when the tuned network does not beat it). The table and ``alpha`` are
-buffers: they travel in the generator's weights, so every tool that loads a model applies them.
+buffers: they travel in the generator's weights, so every tool that loads a model applies them. A network that
+classifies a*b* (:class:`~aircolor.models.binned_chroma.BinnedChroma`) may also weigh itself per pixel by its
+confidence (1 - normalised entropy) to the power ``entropy_power``: unsure pixels lean on the table.
 """
 
 from __future__ import annotations
@@ -27,14 +29,23 @@ class PlaceBlend(nn.Module):
         self.net = net
         self.register_buffer("table", torch.zeros(n_bins, 2))
         self.register_buffer("alpha", torch.ones(()))
+        self.register_buffer("entropy_power", torch.zeros(()))
 
-    def set_blend(self, table_ab: torch.Tensor, alpha: float) -> None:
-        """``table_ab``: (bins, 2) a*b* in Lab units over input L* in [0, 100]; ``alpha``: the network's weight."""
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        state_dict.setdefault(prefix + "entropy_power", torch.zeros(()))   # models written before it existed
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def set_blend(self, table_ab: torch.Tensor, alpha: float, entropy_power: float = 0.0) -> None:
+        """``table_ab``: (bins, 2) a*b* in Lab units over input L* in [0, 100]; ``alpha``: the network's weight;
+        ``entropy_power`` > 0: that weight times the network's per-pixel confidence to this power."""
+        if entropy_power and not hasattr(self.net, "confidence"):
+            raise ValueError("an entropy-weighted blend needs a network that classifies a*b* (model.ab_bins)")
         if table_ab.shape != self.table.shape:
             raise ValueError(f"a colour table of shape {tuple(self.table.shape)} is needed, got "
                              f"{tuple(table_ab.shape)}")
         self.table.copy_(table_ab.to(self.table) / AB_SCALE)
         self.alpha.fill_(float(alpha))
+        self.entropy_power.fill_(float(entropy_power))
 
     def prior(self, x: torch.Tensor) -> torch.Tensor:
         """The table's a*b* / AB_SCALE (B, 2, H, W) for the normalised L input ``x`` (B, C, H, W)."""
@@ -43,7 +54,11 @@ class PlaceBlend(nn.Module):
         return self.table[idx].permute(0, 3, 1, 2).to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        alpha = float(self.alpha)
+        alpha, power = float(self.alpha), float(self.entropy_power)
+        if power > 0 and alpha > 0:
+            out, logits = self.net(x, with_logits=True)
+            weight = alpha * self.net.confidence(logits) ** power
+            return weight * out + (1.0 - weight) * self.prior(x)
         if alpha >= 1.0:
             return self.net(x)
         if alpha <= 0.0:
@@ -51,7 +66,8 @@ class PlaceBlend(nn.Module):
         return alpha * self.net(x) + (1.0 - alpha) * self.prior(x)
 
 
-def blended(cfg: Any, net: nn.Module, table_ab: torch.Tensor, alpha: float) -> tuple[Any, Any]:
+def blended(cfg: Any, net: nn.Module, table_ab: torch.Tensor, alpha: float,
+            entropy_power: float = 0.0) -> tuple[Any, Any]:
     """A model (and its config) whose generator is ``net`` blended toward ``table_ab`` with weight ``alpha``: what
     ``aircolor adapt`` writes, and the default model's cautious delivery."""
     from aircolor.models.zoo import build_model
@@ -59,5 +75,5 @@ def blended(cfg: Any, net: nn.Module, table_ab: torch.Tensor, alpha: float) -> t
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, place_blend=True))
     model = build_model(cfg)
     model.G.net.load_state_dict(net.state_dict())
-    model.G.set_blend(table_ab, alpha)
+    model.G.set_blend(table_ab, alpha, entropy_power)
     return model, cfg
